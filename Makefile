@@ -12,10 +12,12 @@ PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 export PATH := $(abspath $(BIN)):$(PATH)
 # Fewer BLAS threads than cores keeps timings honest on small machines.
 export OMP_NUM_THREADS ?= 2
-export MPLBACKEND := Agg
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-BOOK_FLAGS := --keep-going
+# -W: a warning (a failing cell included) fails the build; -n: so does a broken
+# reference; --all: re-read every page, or an unchanged rebuild after a failure
+# would exit 0; --keep-going: report every problem, not just the first.
+STRICT := --all -W -n --keep-going
 
 .PHONY: help venv book test lint pytest book-strict chapter notebooks clean
 
@@ -37,7 +39,7 @@ $(STAMP): requirements.txt pyproject.toml
 
 # Cached build: only chapters whose source changed are re-executed.
 book: $(STAMP)
-	$(BIN)/jupyter-book build . $(BOOK_FLAGS)
+	$(BIN)/jupyter-book build . $(STRICT)
 
 lint: $(STAMP)
 	$(BIN)/ruff check bptt tests
@@ -51,9 +53,11 @@ pytest: $(STAMP)
 # so both the cache and the doctrees go first. A failing cell, a Sphinx
 # warning or a broken reference fails the build; reports stay in
 # _build/html/reports/ for reading.
+# BOOK lets tests/test_book_build.py run this very target on a tiny book.
+BOOK ?= .
 book-strict: $(STAMP)
-	rm -rf _build/.jupyter_cache _build/.doctrees _build/html/reports
-	$(BIN)/jupyter-book build . --all -W -n --keep-going
+	rm -rf $(BOOK)/_build/.jupyter_cache $(BOOK)/_build/.doctrees $(BOOK)/_build/html/reports
+	$(BIN)/jupyter-book build $(BOOK) $(STRICT)
 
 test: lint pytest book-strict
 
@@ -63,7 +67,7 @@ test: lint pytest book-strict
 chapter: $(STAMP)
 	@test -n "$(CH)" || { echo "usage: make chapter CH=forward"; exit 2; }
 	@mkdir -p _build
-	$(BIN)/jupyter-book build . --path-output _build/ch-$(CH) -n --keep-going 2>&1 \
+	$(BIN)/jupyter-book build . --all --path-output _build/ch-$(CH) -n --keep-going 2>&1 \
 	  | tee _build/ch-$(CH).log | grep -E "book/$(CH)|succeeded|problems" || true
 	@! grep -E "book/$(CH)(\.md)?:.*(WARNING|ERROR)" _build/ch-$(CH).log
 	@! test -e _build/ch-$(CH)/_build/html/reports/book/$(CH).err.log

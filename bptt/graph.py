@@ -20,14 +20,32 @@ WEIGHT_COLOURS = {"W_xh": "#2563eb", "W_hh": "#d97706", "W_hy": "#16a34a"}
 
 
 def _node(ax, xy, label, role):
-    ax.text(*xy, label, ha="center", va="center", fontsize=12, zorder=3,
-            bbox={"boxstyle": "circle,pad=0.35", "fc": COLOURS[role], "ec": "0.25"})
+    ax.text(
+        *xy,
+        label,
+        ha="center",
+        va="center",
+        fontsize=12,
+        zorder=3,
+        bbox={"boxstyle": "circle,pad=0.35", "fc": COLOURS[role], "ec": "0.25"},
+    )
 
 
 def _edge(ax, start, end, colour="0.3", label=None, rad=0.0):
-    ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=12, lw=1.4,
-                                 color=colour, shrinkA=15, shrinkB=15,
-                                 connectionstyle=f"arc3,rad={rad}", zorder=2))
+    ax.add_patch(
+        FancyArrowPatch(
+            start,
+            end,
+            arrowstyle="-|>",
+            mutation_scale=12,
+            lw=1.4,
+            color=colour,
+            shrinkA=15,
+            shrinkB=15,
+            connectionstyle=f"arc3,rad={rad}",
+            zorder=2,
+        )
+    )
     if label:
         mid = ((start[0] + end[0]) / 2, (start[1] + end[1]) / 2)
         ax.text(mid[0] + 0.08, mid[1], label, fontsize=8, color=colour, ha="left", va="center")
@@ -54,8 +72,14 @@ def draw_unrolled(T: int, ax=None, last_step_loss: bool = False):
         _edge(ax, x, h, WEIGHT_COLOURS["W_xh"], "$W_{xh}$" if first else None)
         _edge(ax, (t - 1, rows["h"]), h, WEIGHT_COLOURS["W_hh"], None)
         if first:
-            ax.text(t - 0.5, rows["h"] + 0.12, "$W_{hh}$", fontsize=8, ha="center",
-                    color=WEIGHT_COLOURS["W_hh"])
+            ax.text(
+                t - 0.5,
+                rows["h"] + 0.12,
+                "$W_{hh}$",
+                fontsize=8,
+                ha="center",
+                color=WEIGHT_COLOURS["W_hh"],
+            )
         if not last_step_loss or t == T:
             _node(ax, y, f"$y_{t}$", "y")
             _node(ax, L, f"$L_{t}$", "L")

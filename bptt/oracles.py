@@ -28,8 +28,10 @@ def torch_rnn_from_params(params: dict) -> torch.nn.RNN:
 def torch_params(params: dict) -> dict[str, torch.Tensor]:
     """float64 leaf tensors (``requires_grad=True``) with the values of ``params``."""
     check_params(params)
-    return {k: torch.tensor(np.asarray(v), dtype=torch.float64, requires_grad=True)
-            for k, v in params.items()}
+    return {
+        k: torch.tensor(np.asarray(v), dtype=torch.float64, requires_grad=True)
+        for k, v in params.items()
+    }
 
 
 def max_rel_error(a, b) -> float:

@@ -31,7 +31,10 @@ def init_params(D: int, H: int, V: int, rng: np.random.Generator, scale: float =
     chapters dial the size of ``W_hh``.
     """
     bound = scale / np.sqrt(H)
-    uniform = lambda *shape: rng.uniform(-bound, bound, size=shape)  # noqa: E731
+
+    def uniform(*shape):
+        return rng.uniform(-bound, bound, size=shape)
+
     return {
         "W_xh": uniform(H, D),
         "W_hh": uniform(H, H),
@@ -58,11 +61,12 @@ def rnn_step_forward(x, h_prev, W_xh, W_hh, b_h):
     x: (B, D), h_prev: (B, H), W_xh: (H, D), W_hh: (H, H), b_h: (H,) -> h: (B, H).
     """
     dims: dict[str, int] = {}
+    # Weights first: they define H, so a wrong state is the one blamed.
     x = check_array("x", x, "B D", dims)
-    h_prev = check_array("h_prev", h_prev, "B H", dims)
     W_xh = check_array("W_xh", W_xh, "H D", dims)
     W_hh = check_array("W_hh", W_hh, "H H", dims)
     b_h = check_array("b_h", b_h, "H", dims)
+    h_prev = check_array("h_prev", h_prev, "B H", dims)
     return np.tanh(x @ W_xh.T + h_prev @ W_hh.T + b_h)
 
 
@@ -74,10 +78,10 @@ def rnn_forward(xs, h0, W_xh, W_hh, b_h):
     """
     dims: dict[str, int] = {}
     xs = check_array("xs", xs, "T B D", dims)
-    h = check_array("h0", h0, "B H", dims)
     check_array("W_xh", W_xh, "H D", dims)
     check_array("W_hh", W_hh, "H H", dims)
     check_array("b_h", b_h, "H", dims)
+    h = check_array("h0", h0, "B H", dims)
     hs = np.empty((dims["T"], dims["B"], dims["H"]), dtype=np.result_type(xs, h, W_xh, 0.0))
     for t in range(len(xs)):
         h = np.tanh(xs[t] @ W_xh.T + h @ W_hh.T + b_h)

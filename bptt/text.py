@@ -67,8 +67,14 @@ def batch_windows(ids, T: int, B: int, rng: np.random.Generator):
     return ids[window], ids[window + 1]
 
 
-def sample(params: dict, vocab: Vocab, prefix: str, n: int, rng: np.random.Generator,
-           temperature: float = 1.0) -> str:
+def sample(
+    params: dict,
+    vocab: Vocab,
+    prefix: str,
+    n: int,
+    rng: np.random.Generator,
+    temperature: float = 1.0,
+) -> str:
     """Feed ``prefix`` through a character RNN, then draw ``n`` more characters.
 
     ``params`` holds ``W_xh (H, V), W_hh, b_h, W_hy (V, H), b_y``; inputs are one-hot.
@@ -80,8 +86,10 @@ def sample(params: dict, vocab: Vocab, prefix: str, n: int, rng: np.random.Gener
         raise ValueError(f"temperature must be positive, got {temperature}")
     V = len(vocab)
     h = np.zeros((1, dims["H"]))
-    step = lambda i, h: np.tanh(np.eye(V)[[i]] @ params["W_xh"].T + h @ params["W_hh"].T  # noqa: E731
-                                + params["b_h"])
+
+    def step(i, h):  # one-hot input: x W_xh^T is just column i of W_xh
+        return np.tanh(params["W_xh"][:, i] + h @ params["W_hh"].T + params["b_h"])
+
     for i in vocab.encode(prefix):
         h = step(i, h)
     out = []

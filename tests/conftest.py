@@ -1,0 +1,33 @@
+"""Shared fixtures: a seeded generator and a small, deliberately awkward RNN problem.
+
+Awkward on purpose: non-symmetric weights, B > 1, D != H != V and a non-zero
+h0, so that a transpose, a swapped axis or a forgotten initial state shows.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bptt.rnn import init_params
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def problem(rng):
+    T, B, D, H, V = 6, 3, 5, 4, 7
+    params = init_params(D, H, V, rng, scale=2.0)
+    assert not np.allclose(params["W_hh"], params["W_hh"].T)
+    return {
+        "params": params,
+        "xs": rng.standard_normal((T, B, D)),
+        "h0": rng.standard_normal((B, H)) * 0.5,
+        "targets": rng.integers(0, V, size=(T, B)),
+        "dims": {"T": T, "B": B, "D": D, "H": H, "V": V},
+    }
