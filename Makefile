@@ -73,7 +73,7 @@ chapter: $(STAMP)
 	@! test -e _build/ch-$(CH)/_build/html/reports/book/$(CH).err.log
 
 notebooks: $(STAMP)
-	$(BIN)/python -m bptt.notebooks write
+	$(BIN)/python -m bptt.tools.notebooks write
 
 clean:
 	rm -rf _build

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from jupyter_book.config import validate_yaml
 
-from bptt.notebooks import chapters
+from bptt.tools.notebooks import chapters
 from conftest import ROOT
 
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())

@@ -5,7 +5,7 @@ import json
 import pytest
 import yaml
 
-from bptt.notebooks import chapters, main, paired_notebook
+from bptt.tools.notebooks import chapters, main, paired_notebook
 from conftest import ROOT
 
 
@@ -32,10 +32,10 @@ def test_check_reports_a_stale_notebook(tmp_path, monkeypatch, capsys):
     (tmp_path / "book").mkdir()
     for page in ROOT.glob("book/*.md"):
         (tmp_path / "book" / page.name).write_text(page.read_text())
-    monkeypatch.setattr("bptt.notebooks.ROOT", tmp_path)
-    monkeypatch.setattr("bptt.notebooks.chapters", lambda: chapters(tmp_path))
+    monkeypatch.setattr("bptt.tools.notebooks.ROOT", tmp_path)
+    monkeypatch.setattr("bptt.tools.notebooks.chapters", lambda: chapters(tmp_path))
     monkeypatch.setattr(
-        "bptt.notebooks.paired_notebook", lambda ch: paired_notebook(ch, tmp_path)
+        "bptt.tools.notebooks.paired_notebook", lambda ch: paired_notebook(ch, tmp_path)
     )
     assert main(["check"]) == 1
     assert "make notebooks" in capsys.readouterr().err

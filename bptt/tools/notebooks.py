@@ -6,8 +6,8 @@ notebooks are generated from the chapters (never edited by hand) with one
 extra first cell that installs the course package where it is missing. The
 repository's address is read from ``_config.yml``, its one home.
 
-    python -m bptt.notebooks write   # regenerate book/*.ipynb
-    python -m bptt.notebooks check   # exit 1 if any is missing or stale
+    python -m bptt.tools.notebooks write   # regenerate book/*.ipynb
+    python -m bptt.tools.notebooks check   # exit 1 if any is missing or stale
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import jupytext
 import nbformat
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 INSTALL_CELL = """\
 # On Colab (or anywhere the course package is missing), install it first.
