@@ -19,12 +19,13 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 # would exit 0; --keep-going: report every problem, not just the first.
 STRICT := --all -W -n --keep-going
 
-.PHONY: help venv book test lint pytest book-strict chapter notebooks clean
+.PHONY: help venv book test lint pytest book-strict chapter notebooks chromium check-site clean
 
 help:
 	@echo "make book   build the executed book into _build/html (creates .venv on first use)"
 	@echo "make test   lint + pytest + a strict, fully re-executed book build"
 	@echo "make notebooks  regenerate the paired chapter notebooks (book/*.ipynb) for Colab/Binder"
+	@echo "make check-site  open every page in headless Chromium and check math, images, outputs, links"
 	@echo "make clean  remove _build (keeps .venv)"
 
 venv: $(STAMP)
@@ -71,6 +72,26 @@ chapter: $(STAMP)
 	  | tee _build/ch-$(CH).log | grep -E "book/$(CH)|succeeded|problems" || true
 	@! grep -E "book/$(CH)(\.md)?:.*(WARNING|ERROR)" _build/ch-$(CH).log
 	@! test -e _build/ch-$(CH)/_build/html/reports/book/$(CH).err.log
+
+# The rendered book as a reader sees it: headless Chromium opens every page.
+# Readers get MathJax from a CDN; these machines are offline, so the check
+# serves the same MathJax release from a local copy fetched with npm.
+MATHJAX := _build/tools/mathjax
+SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
+
+$(MATHJAX)/es5/tex-mml-chtml.js:
+	@command -v npm >/dev/null || { echo "check-site needs npm (Node.js) to fetch MathJax"; exit 1; }
+	rm -rf $(MATHJAX) _build/tools/package && mkdir -p _build/tools
+	cd _build/tools && npm pack --silent mathjax@3.2.2 >/dev/null && tar xzf mathjax-3.2.2.tgz \
+	  && mv package mathjax && rm mathjax-3.2.2.tgz
+
+chromium:
+	@command -v chromium >/dev/null || { echo "Installing Debian's chromium for check-site"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
+
+check-site: book chromium $(MATHJAX)/es5/tex-mml-chtml.js
+	$(BIN)/python -m bptt.tools.site_check --self-test --mathjax $(MATHJAX)
+	$(BIN)/python -m bptt.tools.site_check _build/html --mathjax $(MATHJAX) --out _build/site-check
 
 notebooks: $(STAMP)
 	$(BIN)/python -m bptt.tools.notebooks write
