@@ -12,6 +12,7 @@ import yaml
 from jupyter_book.config import validate_yaml
 
 from bptt.tools.notebooks import chapters
+
 from conftest import ROOT
 
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())

@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from bptt.tools.notebooks import chapters, main, paired_notebook
+
 from conftest import ROOT
 
 

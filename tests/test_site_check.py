@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from bptt.tools.site_check import _link_problems, main, pages
+
 from conftest import ROOT
 
 ORIGIN = "http://127.0.0.1:8000/"

@@ -384,7 +384,8 @@ FIXTURES = {
     "bad_output.html": '<div class="cell_output"><div class="output traceback"><pre>'
     "Traceback (most recent call last):\nZeroDivisionError: division by zero</pre></div></div>",
     "bad_console.html": "<script>console.error('boom'); undefined_function();</script>",
-    "bad_link.html": '<p id="there">x</p><a href="nowhere.html">a</a><a href="good.html#nope">b</a>',
+    "bad_link.html": '<p id="there">x</p><a href="nowhere.html">a</a>'
+    '<a href="good.html#nope">b</a>',
     "bad_external.html": '<img src="https://example.invalid/x.png" alt="">',
 }
 EXPECTED = {
