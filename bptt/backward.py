@@ -95,7 +95,9 @@ def output_backward(hs, W_hy, b_y, targets):
     # d(-log softmax(z)[c])/dz = softmax(z) - onehot(c); the 1/B is the batch mean.
     dz = (np.exp(logp) - np.eye(dims["V"])[targets]) / dims["B"]
     dhs = dz @ W_hy
-    dW_hy = np.einsum("tbv,tbh->vh", dz, hs)  # sum over time and batch of dz_t^T h_t
+    # sum_t dz_t^T h_t; each product also sums over the batch. (One (V, T*B) @ (T*B, H)
+    # product would do the same, but is slower on small, busy machines with threaded BLAS.)
+    dW_hy = sum(dz[t].T @ hs[t] for t in range(dims["T"]))
     db_y = dz.sum(axis=(0, 1))
     return loss, dhs, dW_hy, db_y
 
