@@ -82,8 +82,8 @@ def train_char_rnn(
     rng: np.random.Generator,
     T: int = 25,
     B: int = 32,
-    lr: float = 5e-3,
-    max_norm: float = 5.0,
+    lr: float = 3e-3,
+    max_norm: float = 25.0,
     callback: Callable[[int, dict], None] | None = None,
 ):
     """Train a one-hot character RNN on random windows of ``ids`` with Adam and clipping.
