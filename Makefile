@@ -19,13 +19,14 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 # would exit 0; --keep-going: report every problem, not just the first.
 STRICT := --all -W -n --keep-going
 
-.PHONY: help venv book test lint pytest book-strict chapter notebooks chromium check-site clean
+.PHONY: help venv book test lint pytest book-strict chapter notebooks chromium check-site bench clean
 
 help:
 	@echo "make book   build the executed book into _build/html (creates .venv on first use)"
 	@echo "make test   lint + pytest + a strict, fully re-executed book build"
 	@echo "make notebooks  regenerate the paired chapter notebooks (book/*.ipynb) for Colab/Binder"
 	@echo "make check-site  open every page in headless Chromium and check math, images, outputs, links"
+	@echo "make bench  measure build, tests, grading, numpy vs torch BPTT, memory: bench/report.md"
 	@echo "make clean  remove _build (keeps .venv)"
 
 venv: $(STAMP)
@@ -92,6 +93,10 @@ chromium:
 check-site: book chromium $(MATHJAX)/es5/tex-mml-chtml.js
 	$(BIN)/python -m bptt.tools.site_check --self-test --mathjax $(MATHJAX)
 	$(BIN)/python -m bptt.tools.site_check _build/html --mathjax $(MATHJAX) --out _build/site-check
+
+# Measurements, not tests: one run, one report (bench/report.md, bench/results.json).
+bench: $(STAMP)
+	$(BIN)/python -m bptt.tools.bench
 
 notebooks: $(STAMP)
 	$(BIN)/python -m bptt.tools.notebooks write
