@@ -22,8 +22,9 @@ from bptt.rnn import check_params, log_softmax, output_forward, rnn_forward
 def rnn_step_backward(dh, x, h_prev, h, W_xh, W_hh):
     """Backward of one step ``h = tanh(x W_xh^T + h_prev W_hh^T + b_h)``.
 
-    dh: (B, H) gradient of the loss w.r.t. ``h`` (all paths into ``h``),
-    x: (B, D), h_prev: (B, H), h: (B, H) the step's output, W_xh: (H, D), W_hh: (H, H).
+    dh: (B, H) gradient of the loss w.r.t. ``h`` (all paths into ``h``);
+    x: (B, D); h_prev: (B, H); h: (B, H), the step's output; W_xh: (H, D);
+    W_hh: (H, H).
     Returns ``dx (B, D), dh_prev (B, H), dW_xh (H, D), dW_hh (H, H), db_h (H,)``:
     the *immediate* gradients of this step, with ``h_prev`` held fixed.
     """
@@ -62,7 +63,7 @@ def rnn_backward(dhs, xs, h0, hs, W_xh, W_hh):
     dxs = np.zeros(xs.shape, dtype=float)
     dW_xh, dW_hh = np.zeros(W_xh.shape), np.zeros(W_hh.shape)
     db_h = np.zeros(dims["H"])
-    dh_next = np.zeros(h0.shape)  # nothing flows back into the last state from the future
+    dh_next = np.zeros(h0.shape)  # no future: nothing flows back into the last state
     for t in reversed(range(dims["T"])):
         h_prev = hs[t - 1] if t > 0 else h0
         # Two paths into h_t: its own loss, and h_{t+1} (already carried back).
@@ -82,7 +83,8 @@ def output_backward(hs, W_hy, b_y, targets):
 
     hs: (T, B, H), W_hy: (V, H), b_y: (V,), targets: (T, B) integer classes.
     Returns ``loss`` (float: cross-entropy summed over time, averaged over the
-    batch), ``dhs (T, B, H)`` (each step's own loss only), ``dW_hy (V, H)``, ``db_y (V,)``.
+    batch), ``dhs (T, B, H)`` (each step's own loss only), ``dW_hy (V, H)`` and
+    ``db_y (V,)``.
     """
     dims: dict[str, int] = {}
     hs = check_array("hs", hs, "T B H", dims)
@@ -95,8 +97,8 @@ def output_backward(hs, W_hy, b_y, targets):
     # d(-log softmax(z)[c])/dz = softmax(z) - onehot(c); the 1/B is the batch mean.
     dz = (np.exp(logp) - np.eye(dims["V"])[targets]) / dims["B"]
     dhs = dz @ W_hy
-    # sum_t dz_t^T h_t; each product also sums over the batch. (One (V, T*B) @ (T*B, H)
-    # product would do the same, but is slower on small, busy machines with threaded BLAS.)
+    # sum_t dz_t^T h_t; each product also sums over the batch. (A single
+    # (V, T*B) @ (T*B, H) product is slower on small, busy machines: threaded BLAS.)
     dW_hy = sum(dz[t].T @ hs[t] for t in range(dims["T"]))
     db_y = dz.sum(axis=(0, 1))
     return loss, dhs, dW_hy, db_y
@@ -123,8 +125,8 @@ def loss_and_grads(params: dict, xs, h0, targets):
     return loss, grads
 
 
-def numerical_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, eps: float = 1e-6):
-    """Central differences ``(f(x + eps e_i) - f(x - eps e_i)) / (2 eps)`` for every entry i.
+def numerical_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, eps=1e-6):
+    """Central differences ``(f(x + eps e_i) - f(x - eps e_i)) / (2 eps)``, every i.
 
     ``x`` (a float ndarray of any shape) is perturbed in place, one entry at a
     time, and holds its original values on return, even if ``f`` raises.

@@ -61,7 +61,7 @@ def adam_step(
 
 
 def clip_global_norm(grads: dict, max_norm: float) -> float:
-    """Scale all gradients together, in place, so their joint L2 norm is at most ``max_norm``.
+    """Scale all gradients together, in place, to a global L2 norm <= ``max_norm``.
 
     Returns the norm before clipping. The direction of the update is kept.
     """
@@ -86,7 +86,7 @@ def train_char_rnn(
     max_norm: float = 25.0,
     callback: Callable[[int, dict], None] | None = None,
 ):
-    """Train a one-hot character RNN on random windows of ``ids`` with Adam and clipping.
+    """Train a one-hot character RNN on random windows of ``ids`` (Adam, clipping).
 
     params: ``W_xh (H, V), W_hh, b_h, W_hy (V, H), b_y`` (not modified: a copy
     is trained); ids: (N,) integer character ids in ``[0, V)``. Each step draws
@@ -102,7 +102,8 @@ def train_char_rnn(
             f"W_xh must have shape (H, V) for one-hot inputs, got D={dims['D']}, V={dims['V']}"
         )
     ids = check_targets("ids", ids, "N", {}, n_classes=dims["V"])
-    steps, T, B = (check_positive_int(n, v) for n, v in (("steps", steps), ("T", T), ("B", B)))
+    steps = check_positive_int("steps", steps)
+    T, B = check_positive_int("T", T), check_positive_int("B", B)
     if not max_norm > 0:
         raise ValueError(f"max_norm must be positive, got {max_norm}")
     params = {k: np.array(v, dtype=float) for k, v in params.items()}
@@ -114,7 +115,7 @@ def train_char_rnn(
         loss, grads = loss_and_grads(params, one_hot(inputs, dims["V"]), h0, targets)
         norms[i] = clip_global_norm(grads, max_norm)
         adam_step(params, grads, state, lr)
-        losses[i] = loss / T  # sequence_loss sums over time: report nats per character
+        losses[i] = loss / T  # the loss sums over time: report nats per character
         if callback is not None:
             callback(i + 1, params)
     return params, losses, norms
