@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from bptt.tools.site_check import _link_problems, main, pages
+from bptt.tools.site_check import _launch_problems, _link_problems, main, pages
 
 from conftest import ROOT
 
@@ -39,6 +39,18 @@ def test_link_problems(tmp_path):
         "broken anchor: book/a.html#nope",
         "broken link: book/b.html",
     ]
+
+
+def test_launch_buttons_must_open_existing_notebooks(tmp_path):
+    (tmp_path / "book").mkdir()
+    (tmp_path / "book" / "a.ipynb").write_text("{}")
+    colab = "https://colab.research.google.com/github/o/r/blob/main/book/"
+    binder = "https://mybinder.org/v2/gh/o/r/main?urlpath=lab/tree/book/"
+    links = [colab + "a.ipynb", binder + "a.ipynb", colab + "a.md", binder + "b.ipynb"]
+    problems = _launch_problems(links, tmp_path)
+    assert len(problems) == 2
+    assert "book/a.md, not a notebook" in problems[0]
+    assert "book/b.ipynb, which the repository lacks" in problems[1]
 
 
 def test_main_rejects_a_folder_without_mathjax(tmp_path, capsys):

@@ -307,13 +307,37 @@ def _link_problems(links: list[str], origin: str, root: Path, cache: dict) -> li
     return problems
 
 
+LAUNCH_PATTERNS = (
+    re.compile(r"^https://colab\.research\.google\.com/github/[^/]+/[^/]+/blob/[^/]+/(.+)$"),
+    re.compile(r"^https://mybinder\.org/v2/gh/[^?]+\?urlpath=(?:lab/)?tree/(.+)$"),
+)
+
+
+def _launch_problems(links: list[str], repo: Path | None) -> list[str]:
+    """Colab and Binder buttons must open a notebook (``.ipynb``) that the repository has."""
+    problems = []
+    for link in sorted(set(links)):
+        for pattern in LAUNCH_PATTERNS:
+            match = pattern.match(link)
+            if not match:
+                continue
+            path = unquote(match.group(1))
+            if not path.endswith(".ipynb"):
+                problems.append(f"launch button opens {path}, not a notebook: {link}")
+            elif repo is not None and not (repo / path).is_file():
+                problems.append(f"launch button opens {path}, which the repository lacks")
+    return problems
+
+
 def pages(root: Path) -> list[Path]:
     """Every HTML page a reader can reach, not theme assets or generated indexes."""
     found = sorted(root.rglob("*.html"))
     return [p for p in found if not str(p.relative_to(root)).startswith(SKIP)]
 
 
-def check_site(root: Path, mathjax_dir: Path | None, out: Path, chromium: str) -> list[PageReport]:
+def check_site(
+    root: Path, mathjax_dir: Path | None, out: Path, chromium: str, repo: Path | None = None
+) -> list[PageReport]:
     root = root.resolve()
     if not (root / "index.html").exists() and not pages(root):
         raise SystemExit(f"{root} holds no built site: run `make book` first")
@@ -346,6 +370,7 @@ def check_site(root: Path, mathjax_dir: Path | None, out: Path, chromium: str) -
             report.problems += [f"error output: {text!r}" for text in probe["errorOutputs"]]
             report.problems += browser.console_errors()
             report.problems += _link_problems(probe["links"], origin, root, anchor_cache)
+            report.problems += _launch_problems(probe["links"], repo)
             shot = out / (name.removesuffix(".html") + ".png")
             browser.screenshot(shot, probe["height"])
             report.screenshot = str(shot)
@@ -387,6 +412,8 @@ FIXTURES = {
     "bad_link.html": '<p id="there">x</p><a href="nowhere.html">a</a>'
     '<a href="good.html#nope">b</a>',
     "bad_external.html": '<img src="https://example.invalid/x.png" alt="">',
+    "bad_launch.html": '<a href="https://colab.research.google.com/github/o/r/blob/main/'
+    'book/page.md">Colab</a>',
 }
 EXPECTED = {
     "bad_math.html": ("raw TeX", "MathJax error"),
@@ -395,6 +422,7 @@ EXPECTED = {
     "bad_console.html": ("console.error: boom", "uncaught exception"),
     "bad_link.html": ("broken link: nowhere.html", "broken anchor: good.html#nope"),
     "bad_external.html": ("requests an external resource",),
+    "bad_launch.html": ("not a notebook",),
 }
 
 
@@ -433,13 +461,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, default=Path("_build/site-check"))
     parser.add_argument("--chromium", default=shutil.which("chromium") or "chromium")
+    parser.add_argument(
+        "--repo",
+        type=Path,
+        default=Path(__file__).resolve().parents[2],
+        help="the repository the launch buttons must find notebooks in",
+    )
     parser.add_argument("--self-test", action="store_true")
     args = parser.parse_args(argv)
     if not (args.mathjax / "es5" / "tex-mml-chtml.js").is_file():
         parser.error(f"--mathjax {args.mathjax} is not a mathjax@3 package folder")
     if args.self_test:
         return 0 if self_test(args.mathjax, args.chromium) else 1
-    reports = check_site(args.site, args.mathjax, args.out, args.chromium)
+    reports = check_site(args.site, args.mathjax, args.out, args.chromium, repo=args.repo)
     _write_report(reports, args.out)
     bad = [r for r in reports if r.problems]
     print(f"{len(reports)} pages checked, {len(bad)} with problems; screenshots in {args.out}/")
