@@ -27,6 +27,8 @@ help:
 	@echo "make notebooks  regenerate the paired chapter notebooks (book/*.ipynb) for Colab/Binder"
 	@echo "make check-site  open every page in headless Chromium and check math, images, outputs, links"
 	@echo "make bench  measure build, tests, grading, numpy vs torch BPTT, memory: bench/report.md"
+	@echo "make exercises  regenerate the students' notebooks exercises/ from solutions/ (nbgrader)"
+	@echo "make grade SUBMISSIONS=<dir> GRADES=<file.csv>  autograde a class: feedback and a CSV"
 	@echo "make clean  remove _build (keeps .venv)"
 
 venv: $(STAMP)
@@ -105,6 +107,18 @@ experiments: $(STAMP)
 
 notebooks: $(STAMP)
 	$(BIN)/python -m bptt.tools.notebooks write
+
+# nbgrader, for instructors (book/instructors.md). `exercises`: regenerate the release notebooks
+# exercises/ from the source notebooks solutions/. `grade`: autograde a folder laid out
+# <student_id>/<assignment_id>/<notebook>.ipynb, write feedback (_grading/feedback/) and a CSV.
+.PHONY: exercises grade
+exercises: $(STAMP)
+	$(BIN)/python -m bptt.grading.release
+
+grade: $(STAMP)
+	@test -n "$(SUBMISSIONS)" -a -n "$(GRADES)" || \
+	  { echo "usage: make grade SUBMISSIONS=<dir> GRADES=<file.csv>"; exit 2; }
+	$(BIN)/python -m bptt.grading "$(SUBMISSIONS)" "$(GRADES)"
 
 clean:
 	rm -rf _build

@@ -1,0 +1,12 @@
+"""The instructors' grading tool for the course's nbgrader assignments (not course content).
+
+Students never need this package; the chapters never import it. Instructors run it through the
+Makefile or directly:
+
+    make exercises                                    # solutions/ -> exercises/ (release notebooks)
+    make grade SUBMISSIONS=<dir> GRADES=<file.csv>     # autograde a class, write feedback and a CSV
+    python -m bptt.grading --help
+
+``autograde`` holds the driver, ``feedback`` the preprocessor that keeps hidden tests out of the
+feedback, ``bench`` the throughput measurement used by ``make bench``.
+"""

@@ -1,0 +1,62 @@
+# nbgrader configuration of the course (nbgrader 0.9.6), read by every `nbgrader` command run
+# from this directory and by `make exercises` / `make grade` (python -m bptt.grading).
+#
+#   solutions/<assignment>/<notebook>.ipynb   source notebooks (reference solutions, hidden tests)
+#   exercises/<assignment>/<notebook>.ipynb   release notebooks, generated: `make exercises`
+#   _grading/                                 instructor-only and git-ignored: the gradebook and
+#                                             the submitted/, autograded/, feedback/ folders
+#
+# The defaults are chosen so that a correct answer cannot lose points for reasons that have
+# nothing to do with it, and feedback never shows the hidden tests.
+import os
+from pathlib import Path
+
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+from nbgrader.preprocessors import ClearHiddenTests, GetGrades
+
+from bptt.grading.feedback import HideHiddenTestFrames
+
+c = get_config()  # noqa: F821 - provided by traitlets when it loads this file
+
+ROOT = Path(__file__).resolve().parent
+WORK = ROOT / "_grading"
+WORK.mkdir(exist_ok=True)  # SQLite creates the file, not its folder
+
+c.CourseDirectory.root = str(ROOT)
+c.CourseDirectory.course_id = "bptt"
+# nbgrader's layout is {root}/{step}/{student}/{assignment}; source and release have no
+# student level, so generate_assignment writes exercises/<assignment>/ directly.
+c.CourseDirectory.source_directory = "solutions"
+c.CourseDirectory.release_directory = "exercises"
+c.CourseDirectory.submitted_directory = "_grading/submitted"
+c.CourseDirectory.autograded_directory = "_grading/autograded"
+c.CourseDirectory.feedback_directory = "_grading/feedback"
+c.CourseDirectory.solution_directory = "_grading/solution"
+# SQLite waits 5 s for a lock by default and a lock error aborts a whole batch; wait 60 s.
+# Any SQLAlchemy URL works here (e.g. PostgreSQL when several machines grade).
+c.CourseDirectory.db_url = os.environ.get(
+    "BPTT_GRADEBOOK_URL", f"sqlite:///{WORK / 'gradebook.db'}?timeout=60"
+)
+
+# Autograding: a test cell with any stderr output scores 0 in nbgrader, and a warning (from
+# numpy, torch, or the student's code) is stderr. Tests report failures as errors, never on
+# stderr, so stderr is dropped from the graded notebooks; warnings are switched off in the
+# kernels too (kernels inherit this process's environment).
+os.environ.setdefault("PYTHONWARNINGS", "ignore")
+os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")  # debugger notice on stderr
+c.IgnorePattern.enabled = True
+c.IgnorePattern.pattern = "."
+c.Execute.timeout = 60  # seconds per cell; the tests of one cell take well under a second
+c.Execute.interrupt_on_timeout = True
+# Test cells deleted from a submission are put back and run, rather than silently skipped.
+c.OverwriteCells.add_missing_cells = True
+c.Autograde.create_student = True
+
+# Feedback: hidden tests are removed from the test cells, and from the tracebacks of failed
+# tests (which would otherwise print the hidden lines around the failing one).
+c.GenerateFeedback.preprocessors = [
+    GetGrades,
+    CSSHTMLHeaderPreprocessor,
+    ClearHiddenTests,
+    HideHiddenTestFrames,
+]
