@@ -44,10 +44,11 @@ def tbptt_schedule(T: int, k1: int, k2: int) -> list[tuple[int, int, int]]:
     One update per chunk ``start:stop`` of ``tbptt_chunks(T, k1)``: it takes
     the chunk's losses and backpropagates them through the states
     ``hs[window:stop]``; the state before ``hs[window]`` (``h0`` when
-    ``window == 0``) is held constant. The window ends ``k2`` steps after it
-    starts at the chunk's nominal end ``start + k1``, so the loss at position
-    ``p`` of any chunk, the last and possibly shorter one included, reaches
-    ``p + 1 + k2 - k1`` states (clipped to ``[0, p + 1]`` and to ``h_1``).
+    ``window == 0``) is held constant. The window starts ``k2`` steps before
+    the chunk's nominal end ``start + k1`` (clipped to ``[0, stop]``), so the
+    loss at position ``p`` (from 0) of any chunk, the last and possibly
+    shorter one included, reaches ``p + 1 + k2 - k1`` states: none if that is
+    not positive, and never a state before ``hs[0]``.
     """
     k1, k2 = check_positive_int("k1", k1), check_positive_int("k2", k2)
     return [
