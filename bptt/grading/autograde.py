@@ -301,16 +301,98 @@ def stderr_to(path: Path):
             os.close(saved)
 
 
+def grade_job(api, job: Job, workdir: Path, known: dict, feedback: bool = True) -> list[Row]:
+    """Autograde one student's assignment with ``api`` (an NbGraderAPI); never raises."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    cd = api.coursedir
+    rows = [
+        Row(job.student_id, job.assignment, nb, known[job.assignment][nb]) for nb in job.notebooks
+    ]
+    try:
+        dest = Path(cd.submitted_directory) / job.student_id / job.assignment
+        if dest.resolve() != job.folder.resolve():  # `nbgrader collect` may have put them there
+            shutil.rmtree(dest, ignore_errors=True)
+            dest.mkdir(parents=True)
+            for name in [f"{nb}.ipynb" for nb in job.notebooks] + ["timestamp.txt"]:
+                if (job.folder / name).is_file():
+                    shutil.copy2(job.folder / name, dest / name)
+        start = time.perf_counter()
+        with stderr_to(workdir / "kernels.log"):
+            result = api.autograde(job.assignment, job.student_id, force=True, create=True)
+        for row in rows:
+            row.seconds = (time.perf_counter() - start) / len(rows)
+        if not result["success"]:
+            reason = failure_reason(result)
+            for row in rows:
+                row.reason = reason
+            (workdir / "logs").mkdir(exist_ok=True)
+            (workdir / "logs" / f"{job.student_id}-{job.assignment}.log").write_text(
+                result.get("log", "") + "\n" + result.get("error", "")
+            )
+            return rows
+        fb = None
+        if feedback:
+            with stderr_to(workdir / "kernels.log"):
+                fb = api.generate_feedback(job.assignment, job.student_id)
+        autograded = Path(cd.autograded_directory) / job.student_id / job.assignment
+        release = Path(cd.release_directory) / job.assignment
+        pages = Path(cd.feedback_directory) / job.student_id / job.assignment
+        with Gradebook(cd.db_url) as gb:
+            for row in rows:
+                name = f"{row.notebook}.ipynb"
+                try:
+                    sub = gb.find_submission_notebook(row.notebook, job.assignment, job.student_id)
+                except MissingEntry:
+                    row.reason = "nbgrader graded nothing (the notebook is not in the gradebook)"
+                    continue
+                row.score, row.max_score = float(sub.score), float(sub.max_score)
+                row.status = GRADED
+                row.notes = notes_from(dest / name, release / name, autograded / name)
+                if fb is not None and (pages / f"{row.notebook}.html").is_file():
+                    row.feedback = str(pages / f"{row.notebook}.html")
+                elif fb is not None:
+                    row.notes.append("no feedback page was written")
+    except Exception as e:  # noqa: BLE001 - one submission must never stop the batch
+        for row in rows:
+            row.status, row.score = NOT_GRADED, None
+            row.reason = f"the grader failed on this submission: {type(e).__name__}: {e}"
+    return rows
+
+
+def _grade_jobs(jobs: list[Job], workdir: Path, known: dict, feedback: bool, timeout):
+    """Grade ``jobs`` in this process (a worker of ``grade``); returns their rows."""
+    from nbgrader.apps import NbGraderAPI
+
+    os.environ.update(KERNEL_ENV)
+    api = NbGraderAPI(config=load_config(workdir, timeout))
+    rows = []
+    for job in jobs:
+        new = grade_job(api, job, workdir, known, feedback)
+        rows.extend(new)
+        for row in new:
+            shown = f"{row.score:g}/{row.max_score:g}" if row.status == GRADED else "NOT GRADED"
+            print(
+                f"{row.student_id} {row.assignment}/{row.notebook}: {shown} ({row.seconds:.1f} s)",
+                flush=True,
+            )
+    return rows
+
+
 def grade(
     submissions: Path,
     grades: Path,
     workdir: Path = ROOT / "_grading",
     feedback: bool = True,
     timeout: int | None = None,
+    workers: int = 1,
     log=print,
 ) -> list[Row]:
-    """Autograde everything under ``submissions``; write the CSV ``grades``; return its rows."""
-    from nbgrader.api import Gradebook, MissingEntry
+    """Autograde everything under ``submissions``; write the CSV ``grades``; return its rows.
+
+    ``workers`` > 1 grades different submissions in that many processes at once (one gradebook;
+    SQLite waits for its lock).
+    """
     from nbgrader.apps import NbGraderAPI
 
     submissions, workdir = Path(submissions).resolve(), Path(workdir).resolve()
@@ -321,11 +403,10 @@ def grade(
     workdir.mkdir(parents=True, exist_ok=True)
     known = assignments()
     jobs, rows = discover(submissions, known)
-    config = load_config(workdir, timeout)
-    api = NbGraderAPI(config=config)
-    db_url = api.coursedir.db_url
+    api = NbGraderAPI(config=load_config(workdir, timeout))
 
-    # The gradebook needs each assignment's source cells (hidden tests included) before grading.
+    # The gradebook needs each assignment's source cells (hidden tests included) before grading;
+    # this also writes the release notebooks into the work directory, to compare submissions with.
     for assignment in sorted({j.assignment for j in jobs}):
         result = api.generate_assignment(assignment, force=True, create=True)
         if not result["success"]:
@@ -334,75 +415,35 @@ def grade(
                 f"{result.get('error', '')}"
             )
 
-    submitted = Path(api.coursedir.submitted_directory)
-    release = Path(api.coursedir.release_directory)
-    for i, job in enumerate(jobs, 1):
-        dest = submitted / job.student_id / job.assignment
-        if dest.resolve() != job.folder.resolve():  # `nbgrader collect` may have put them there
-            shutil.rmtree(dest, ignore_errors=True)
-            dest.mkdir(parents=True)
-            for name in [f"{nb}.ipynb" for nb in job.notebooks] + ["timestamp.txt"]:
-                if (job.folder / name).is_file():
-                    shutil.copy2(job.folder / name, dest / name)
-        start = time.perf_counter()
-        with stderr_to(workdir / "kernels.log"):
-            result = api.autograde(job.assignment, job.student_id, force=True, create=True)
-        seconds = (time.perf_counter() - start) / len(job.notebooks)
-        autograded = Path(api.coursedir.autograded_directory) / job.student_id / job.assignment
-        new = [
-            Row(job.student_id, job.assignment, nb, known[job.assignment][nb], seconds=seconds)
-            for nb in job.notebooks
-        ]
-        if not result["success"]:
-            reason = failure_reason(result)
-            for row in new:
-                row.reason = reason
-            (workdir / "logs").mkdir(exist_ok=True)
-            (workdir / "logs" / f"{job.student_id}-{job.assignment}.log").write_text(
-                result.get("log", "") + "\n" + result.get("error", "")
-            )
-        else:
-            fb = None
-            if feedback:
-                with stderr_to(workdir / "kernels.log"):
-                    fb = api.generate_feedback(job.assignment, job.student_id)
-            with Gradebook(db_url) as gb:
-                for row in new:
-                    try:
-                        sub = gb.find_submission_notebook(
-                            row.notebook, job.assignment, job.student_id
-                        )
-                        row.score, row.max_score = float(sub.score), float(sub.max_score)
-                        row.status = GRADED
-                    except MissingEntry:
-                        row.reason = (
-                            "nbgrader graded nothing (the notebook is not in the gradebook)"
-                        )
-                    name = f"{row.notebook}.ipynb"
-                    row.notes = notes_from(
-                        dest / name, release / job.assignment / name, autograded / name
-                    )
-                    page = (
-                        Path(api.coursedir.feedback_directory)
-                        / job.student_id
-                        / job.assignment
-                        / (f"{row.notebook}.html")
-                    )
-                    if fb is not None and page.is_file():
-                        row.feedback = str(page)
-                    elif fb is not None:
-                        row.notes.append("no feedback page was written")
-        rows.extend(new)
-        for row in new:
-            shown = (
-                f"{row.score:g}/{row.max_score:g}"
-                if row.status == GRADED
-                else f"NOT GRADED: {row.reason}"
-            )
-            log(
-                f"[{i}/{len(jobs)}] {row.student_id} {row.assignment}/{row.notebook}: {shown} "
-                f"({row.seconds:.1f} s)"
-            )
+    workers = max(1, min(workers, len(jobs)))
+    if workers == 1:
+        rows += _grade_jobs(jobs, workdir, known, feedback, timeout)
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        shares = [jobs[i::workers] for i in range(workers)]
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            futures = [
+                pool.submit(_grade_jobs, share, workdir, known, feedback, timeout)
+                for share in shares
+            ]
+            for share, future in zip(shares, futures, strict=True):
+                try:
+                    rows += future.result()
+                except Exception as e:  # noqa: BLE001 - a dead worker loses only its share
+                    for job in share:
+                        rows += [
+                            Row(
+                                job.student_id,
+                                job.assignment,
+                                nb,
+                                known[job.assignment][nb],
+                                reason=f"the grading worker failed: {type(e).__name__}: {e}",
+                            )
+                            for nb in job.notebooks
+                        ]
 
     rows.sort(key=lambda r: (r.student_id, r.assignment, r.notebook))
     grades = Path(grades)
@@ -440,6 +481,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--timeout", type=int, default=None, help="seconds per cell (default: nbgrader_config.py)"
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="submissions graded at once, in processes (default 1)",
+    )
     args = parser.parse_args(argv)
     grade(
         args.submissions,
@@ -447,5 +494,6 @@ def main(argv: list[str] | None = None) -> int:
         args.workdir,
         feedback=not args.no_feedback,
         timeout=args.timeout,
+        workers=args.workers,
     )
     return 0

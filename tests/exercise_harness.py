@@ -1,0 +1,178 @@
+"""Shared by the exercise tests: read the nbgrader notebooks, run their cells in-process,
+and build students' submissions (correct, untouched or with a typical mistake).
+
+The notebooks in ``solutions/`` are the single source of truth; nothing here knows the
+reference solutions except by reading them from there.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SOLUTIONS = ROOT / "solutions"
+EXERCISES = ROOT / "exercises"
+
+# assignment id -> (notebook name, chapter file)
+ASSIGNMENTS = {
+    "01_forward": ("forward", "forward.md"),
+    "02_bptt": ("bptt", "manual_bptt.md"),
+    "03_clipping": ("clipping", "clipping.md"),
+    "04_truncated": ("truncated", "truncated.md"),
+    "05_lstm_gru": ("lstm_gru", "lstm_gru.md"),
+}
+
+# The graded functions of each assignment (the issue's fixed contract).
+CONTRACT = {
+    "01_forward": ["rnn_step_forward", "rnn_forward", "softmax", "sequence_loss"],
+    "02_bptt": ["rnn_step_backward", "rnn_backward", "output_backward", "numerical_gradient"],
+    "03_clipping": ["global_norm", "clip_grad_norm", "clip_grad_value"],
+    "04_truncated": ["tbptt_chunks", "truncated_bptt_grads"],
+    "05_lstm_gru": [
+        "lstm_step_forward",
+        "lstm_forward",
+        "lstm_step_backward",
+        "gru_step_forward",
+        "gru_forward",
+        "input_grad_norms",
+    ],
+}
+
+
+def source_path(assignment: str) -> Path:
+    return SOLUTIONS / assignment / f"{ASSIGNMENTS[assignment][0]}.ipynb"
+
+
+def release_path(assignment: str) -> Path:
+    return EXERCISES / assignment / f"{ASSIGNMENTS[assignment][0]}.ipynb"
+
+
+def read(path: Path) -> nbformat.NotebookNode:
+    return nbformat.read(path, as_version=4)
+
+
+def nbgrader_meta(cell) -> dict:
+    return cell.metadata.get("nbgrader", {})
+
+
+def is_solution(cell) -> bool:
+    return bool(nbgrader_meta(cell).get("solution"))
+
+
+def is_test(cell) -> bool:
+    """A graded test cell that carries points (the 0-point read-only helper cells are not)."""
+    m = nbgrader_meta(cell)
+    return bool(m.get("grade")) and not m.get("solution") and m.get("points", 0) > 0
+
+
+def points(nb) -> dict[str, float]:
+    return {
+        c.metadata.nbgrader["grade_id"]: float(nbgrader_meta(c)["points"])
+        for c in nb.cells
+        if is_test(c)
+    }
+
+
+def strip_solution_markers(source: str) -> str:
+    """What a student who wrote the reference solution would have in the cell."""
+    return "\n".join(
+        line
+        for line in source.split("\n")
+        if "### BEGIN SOLUTION" not in line and "### END SOLUTION" not in line
+    )
+
+
+def strip_hidden_tests(source: str) -> str:
+    return re.sub(r"### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS\n?", "", source, flags=re.S)
+
+
+def solution_sources(assignment: str) -> dict[str, str]:
+    """grade_id -> the reference solution code of each solution cell."""
+    nb = read(source_path(assignment))
+    return {c.id: strip_solution_markers(c.source) for c in nb.cells if is_solution(c)}
+
+
+def run_cells(
+    nb, replace: dict[str, str] | None = None, hidden: bool = True
+) -> dict[str, str | None]:
+    """Execute the notebook's code cells in one namespace, in order, like a kernel would.
+
+    Returns {test cell id: None if it passed, else "ExceptionType: message"}; an error in a
+    non-test cell is reported under that cell's id too.
+    """
+    replace = replace or {}
+    namespace: dict = {"__name__": "__main__"}
+    results: dict[str, str | None] = {}
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        source = replace.get(cell.id, cell.source)
+        if not hidden:
+            source = strip_hidden_tests(source)
+        try:
+            with warnings.catch_warnings(), np.errstate(all="ignore"):
+                warnings.simplefilter("ignore")  # as in the grader's kernels (PYTHONWARNINGS)
+                exec(compile(source, f"<cell {cell.id}>", "exec"), namespace)
+            error = None
+        except Exception as e:  # noqa: BLE001 - a failing cell is data here
+            error = f"{type(e).__name__}: {e}"
+        if is_test(cell) or error:
+            results[cell.id] = error
+    return results
+
+
+@dataclass
+class Mutant:
+    """A typical student mistake: edit one solution cell of one assignment.
+
+    ``edits`` are (old, new) substitutions applied to the reference solution of ``cell``
+    (each ``old`` must occur), or ``code`` replaces the whole cell. ``fails`` maps every test
+    cell that must fail to a phrase its message must contain; all other test cells must pass.
+    """
+
+    assignment: str
+    name: str
+    cell: str
+    fails: dict[str, str]
+    edits: list[tuple[str, str]] = field(default_factory=list)
+    code: str | None = None
+
+    def source(self) -> str:
+        if self.code is not None:
+            return self.code
+        source = solution_sources(self.assignment)[self.cell]
+        for old, new in self.edits:
+            if old not in source:
+                raise ValueError(f"{self.name}: {old!r} is not in the solution of {self.cell}")
+            source = source.replace(old, new)
+        return source
+
+
+def mutant_replacements(mutants: list[Mutant]) -> dict[str, str]:
+    """Several mutants of one assignment (on different cells) applied together."""
+    out: dict[str, str] = {}
+    for m in mutants:
+        if m.cell in out:
+            raise ValueError(f"two mutants edit cell {m.cell}")
+        out[m.cell] = m.source()
+    return out
+
+
+def student_notebook(assignment: str, replace: dict[str, str] | None = None, solved: bool = True):
+    """A submission as a student would hand it in: the release notebook with the solution cells
+    filled in by the reference solution (``solved``), then ``replace`` applied."""
+    nb = copy.deepcopy(read(release_path(assignment)))
+    solutions = solution_sources(assignment)
+    for cell in nb.cells:
+        if solved and cell.id in solutions:
+            cell.source = solutions[cell.id]
+        if replace and cell.id in replace:
+            cell.source = replace[cell.id]
+    return nb

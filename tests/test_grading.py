@@ -1,0 +1,282 @@
+"""The grading pipeline for real: `make grade` on one batch of submissions, through nbgrader.
+
+One batch (kernels start once per notebook, so a batch is what costs time): the reference
+solutions, the untouched release notebooks, submissions with typical mistakes, and broken ones
+(damaged JSON, a renamed notebook, a notebook in the wrong folder, a kernel that dies, edited and
+deleted test cells, warnings on stderr). Then the CSV, the feedback pages and the autograded
+notebooks are checked. The fast, in-process checks of the tests themselves are in
+test_exercises.py.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from exercise_harness import (
+    ASSIGNMENTS,
+    ROOT,
+    is_test,
+    mutant_replacements,
+    points,
+    read,
+    release_path,
+    source_path,
+    student_notebook,
+)
+from exercise_mutants import MUTANTS
+
+from bptt.grading.autograde import check_notebook, discover
+from bptt.grading.feedback import hide_cell_frames
+
+NOTEBOOK = {a: f"{nb}.ipynb" for a, (nb, _) in ASSIGNMENTS.items()}
+
+
+def combined_mistakes(assignment):
+    """Mutants of one assignment that can share a notebook: different cells, disjoint failures."""
+    chosen, failing, cells = [], set(), set()
+    for m in sorted((m for m in MUTANTS if m.assignment == assignment), key=lambda m: len(m.fails)):
+        if m.cell not in cells and not failing & set(m.fails):
+            chosen.append(m)
+            failing |= set(m.fails)
+            cells.add(m.cell)
+    return chosen
+
+
+def write(folder: Path, nb=None, text=None, name=None, assignment=None):
+    path = folder / (name or NOTEBOOK[assignment])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if text is not None:
+        path.write_text(text)
+    else:
+        nbformat.write(nb, path)
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("grading")
+    subs = tmp / "submissions"
+    for a in ASSIGNMENTS:
+        write(subs / "reference" / a, student_notebook(a), assignment=a)
+        write(subs / "untouched" / a, student_notebook(a, solved=False), assignment=a)
+        write(
+            subs / "mistakes" / a,
+            student_notebook(a, mutant_replacements(combined_mistakes(a))),
+            assignment=a,
+        )
+    write(subs / "damaged" / "01_forward", text='{"cells": [', assignment="01_forward")
+    write(subs / "renamed" / "01_forward", student_notebook("01_forward"), name="forward (1).ipynb")
+    write(subs / "misplaced", student_notebook("02_bptt"), name="bptt.ipynb")
+    write(
+        subs / "crash" / "02_bptt",
+        student_notebook("02_bptt", {"rnn_backward": "import os\nos._exit(1)\n"}),
+        assignment="02_bptt",
+    )
+    tamper = student_notebook(
+        "03_clipping",
+        {
+            "global_norm": (
+                "import sys\nimport warnings\n\n\ndef global_norm(grads):\n"
+                "    warnings.warn('a warning on stderr must not cost points')\n"
+                "    print('debugging output on stderr', file=sys.stderr)\n"
+                "    return float(np.sqrt(sum(np.sum(g * g) for g in grads)))\n"
+            )
+        },
+    )
+    for cell in tamper.cells:
+        if cell.id == "test_global_norm":
+            cell.source = "pass  # the student emptied the test"
+    tamper.cells = [c for c in tamper.cells if c.id != "test_clip_grad_value"]
+    write(subs / "tamper" / "03_clipping", tamper, assignment="03_clipping")
+
+    grades, workdir = tmp / "grades.csv", tmp / "work"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAKE")}
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [
+            "make",
+            "--no-print-directory",
+            "grade",
+            f"SUBMISSIONS={subs}",
+            f"GRADES={grades}",
+            f"GRADING_DIR={workdir}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
+    seconds = time.perf_counter() - start
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    with grades.open() as fh:
+        rows = {(r["student_id"], r["assignment"]): r for r in csv.DictReader(fh)}
+    graded = [r for r in rows.values() if r["status"] == "graded"]
+    per_notebook = sum(float(r["seconds"]) for r in graded) / len(graded)
+    print(
+        f"\n`make grade`: {len(graded)} notebooks graded in {seconds:.0f} s, "
+        f"{per_notebook:.1f} s of autograding per notebook",
+        file=sys.stderr,
+    )
+    return {"rows": rows, "out": proc.stdout, "workdir": workdir, "seconds": seconds}
+
+
+def max_points(assignment):
+    return sum(points(read(source_path(assignment))).values())
+
+
+def autograded(batch, student, assignment):
+    return nbformat.read(
+        batch["workdir"] / "autograded" / student / assignment / NOTEBOOK[assignment], 4
+    )
+
+
+def error_text(cell) -> str:
+    return "\n".join(
+        f"{o.ename}: {o.evalue}" for o in cell.get("outputs", []) if o.output_type == "error"
+    )
+
+
+def test_csv_columns_and_one_row_per_submission(batch):
+    row = next(iter(batch["rows"].values()))
+    assert list(row)[:6] == ["student_id", "assignment", "notebook", "score", "max_score", "status"]
+    assert len(batch["rows"]) == 3 * len(ASSIGNMENTS) + 5
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_reference_solutions_get_full_marks(batch, assignment):
+    row = batch["rows"][("reference", assignment)]
+    assert row["status"] == "graded" and row["notes"] == ""
+    assert float(row["score"]) == float(row["max_score"]) == max_points(assignment)
+    assert Path(row["feedback"]).is_file()
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_untouched_release_notebooks_get_zero(batch, assignment):
+    row = batch["rows"][("untouched", assignment)]
+    assert row["status"] == "graded" and float(row["score"]) == 0.0
+    assert float(row["max_score"]) == max_points(assignment)
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_mistakes_lose_their_points_with_their_messages(batch, assignment):
+    mutants = combined_mistakes(assignment)
+    assert len(mutants) >= 2
+    pts = points(read(source_path(assignment)))
+    expected = {cell: phrase for m in mutants for cell, phrase in m.fails.items()}
+    row = batch["rows"][("mistakes", assignment)]
+    assert row["status"] == "graded"
+    assert float(row["score"]) == max_points(assignment) - sum(pts[c] for c in expected)
+    cells = {c.id: c for c in autograded(batch, "mistakes", assignment).cells}
+    for cell, phrase in expected.items():
+        assert phrase.lower() in error_text(cells[cell]).lower(), (cell, error_text(cells[cell]))
+    page = html.unescape(Path(row["feedback"]).read_text())
+    for m in mutants:
+        phrase = next(iter(m.fails.values()))
+        assert phrase in page, f"the feedback shows the message for {m.name}"
+
+
+def test_submissions_that_cannot_be_graded_are_named(batch):
+    rows, out = batch["rows"], batch["out"]
+    expect = {
+        ("damaged", "01_forward"): "not valid JSON",
+        ("renamed", "01_forward"): "renamed notebook: found forward (1).ipynb",
+        (
+            "misplaced",
+            "02_bptt",
+        ): "not in an assignment folder: expected misplaced/02_bptt/bptt.ipynb",
+        ("crash", "02_bptt"): "kernel died",
+    }
+    for key, reason in expect.items():
+        assert rows[key]["status"] == "not graded" and rows[key]["score"] == "", key
+        assert reason in rows[key]["reason"], rows[key]
+        assert f"not graded: {key[0]} {key[1]}" in out
+    assert float(rows[("crash", "02_bptt")]["max_score"]) == max_points("02_bptt")
+
+
+def test_repairs_are_noted_and_stderr_costs_nothing(batch):
+    row = batch["rows"][("tamper", "03_clipping")]
+    assert row["status"] == "graded" and float(row["score"]) == max_points("03_clipping")
+    assert "restored: test_global_norm" in row["notes"]
+    assert "re-added: test_clip_grad_value" in row["notes"]
+
+
+def hidden_lines():
+    """Lines of hidden tests that appear nowhere in the release notebooks."""
+    lines, public = set(), ""
+    for a in ASSIGNMENTS:
+        public += release_path(a).read_text()
+        for cell in read(source_path(a)).cells:
+            if is_test(cell):
+                hidden = re.search(
+                    r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", cell.source, re.S
+                )
+                lines |= {ln.strip() for ln in hidden.group(1).splitlines() if len(ln.strip()) > 12}
+    return {ln for ln in lines if json.dumps(ln)[1:-1] not in public}
+
+
+def test_feedback_never_shows_hidden_tests(batch):
+    secret = hidden_lines()
+    pages = sorted((batch["workdir"] / "feedback").glob("*/*/*.html"))
+    assert len(pages) == sum(r["status"] == "graded" for r in batch["rows"].values())
+    for page in pages:
+        text = html.unescape(re.sub(r"<[^>]+>", "", page.read_text()))
+        leaked = [ln for ln in secret if ln in text]
+        assert not leaked, (page, leaked[:3])
+        assert "HIDDEN TESTS" not in text
+
+
+def test_grading_time_per_notebook(batch):
+    graded = [r for r in batch["rows"].values() if r["status"] == "graded"]
+    per = sum(float(r["seconds"]) for r in graded) / len(graded)
+    assert per < 60, f"{per:.1f} s per notebook"
+
+
+# ---------------------------------------------------------------- fast unit checks
+
+
+def test_layout_checks(tmp_path):
+    known = {"01_forward": {"forward": 12.0}}
+    write(tmp_path / "s1" / "01_forward", text="", assignment="01_forward")
+    write(tmp_path / "s2" / "01_forward", text="{}", name="notes.txt")
+    write(tmp_path / "s3" / "99_other", text="{}", name="x.ipynb")
+    write(tmp_path / "s4" / "01_forward", student_notebook("01_forward"), assignment="01_forward")
+    jobs, rows = discover(tmp_path, known)
+    assert [(j.student_id, j.assignment, j.notebooks) for j in jobs] == [
+        ("s4", "01_forward", ["forward"])
+    ]
+    reasons = {r.student_id: r.reason for r in rows}
+    assert "is empty" in reasons["s1"]
+    assert "no notebook: expected forward.ipynb" in reasons["s2"]
+    assert "unknown assignment folder '99_other'" in reasons["s3"]
+    assert check_notebook(tmp_path / "s4" / "01_forward" / "forward.ipynb") is None
+
+
+def test_hidden_frames_are_dropped_from_tracebacks():
+    tb = [
+        "\x1b[31m---\x1b[39m",
+        "\x1b[36mCell\x1b[39m \x1b[32mIn[7]\x1b[39m, line 3\n secret_hidden_test()",
+        "Cell In[2], line 40, in _check\n helper code",
+        "AssertionError: what is wrong",
+    ]
+    assert hide_cell_frames(tb, 7) == [tb[0], tb[2], tb[3]]
+    assert hide_cell_frames(tb, None) == tb
+
+
+def test_make_grade_needs_its_arguments():
+    proc = subprocess.run(
+        ["make", "--no-print-directory", "grade"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert (
+        proc.returncode != 0
+        and "usage: make grade SUBMISSIONS=<dir> GRADES=<file.csv>" in proc.stdout
+    )
