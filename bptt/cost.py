@@ -212,9 +212,7 @@ def measure_strategies(
     fns = {s: gradient_fn(s, *problem, k=k, segment=segment) for s in strategies}
     row: dict = {"T": T}
     with blas_threads(threads) if threads else contextlib.nullcontext():
-        for fn in fns.values():
-            fn()  # warm-up: first-call costs are not the algorithm's
-        seconds = best_times(fns, repeats, clock=clock)
+        seconds = best_times(fns, repeats, clock=clock)  # its untimed first calls warm up
         for s, fn in fns.items():
             row[f"{s}_seconds"] = seconds[s]
             row[f"{s}_peak_MiB"] = peak_bytes(fn) / 2**20
