@@ -111,7 +111,8 @@ notebooks: $(STAMP)
 # nbgrader, for instructors (book/instructors.md). `exercises`: regenerate the release notebooks
 # exercises/ from the source notebooks solutions/. `grade`: autograde a folder laid out
 # <student_id>/<assignment_id>/<notebook>.ipynb, write feedback (_grading/feedback/) and a CSV;
-# GRADING_DIR moves the gradebook and the submitted/autograded/feedback folders elsewhere.
+# GRADING_DIR moves the gradebook and the submitted/autograded/feedback folders elsewhere;
+# WORKERS=n grades n submissions at once.
 .PHONY: exercises grade
 exercises: $(STAMP)
 	$(BIN)/python -m bptt.grading.release
@@ -119,7 +120,8 @@ exercises: $(STAMP)
 grade: $(STAMP)
 	@test -n "$(SUBMISSIONS)" -a -n "$(GRADES)" || \
 	  { echo "usage: make grade SUBMISSIONS=<dir> GRADES=<file.csv>"; exit 2; }
-	$(BIN)/python -m bptt.grading "$(SUBMISSIONS)" "$(GRADES)" $(if $(GRADING_DIR),--workdir "$(GRADING_DIR)")
+	$(BIN)/python -m bptt.grading "$(SUBMISSIONS)" "$(GRADES)" $(if $(GRADING_DIR),--workdir "$(GRADING_DIR)") \
+	  $(if $(WORKERS),--workers $(WORKERS))
 
 clean:
 	rm -rf _build

@@ -109,6 +109,7 @@ def batch(tmp_path_factory):
             f"SUBMISSIONS={subs}",
             f"GRADES={grades}",
             f"GRADING_DIR={workdir}",
+            "WORKERS=2",  # two processes share one SQLite gradebook, as on a 2-core machine
         ],
         cwd=ROOT,
         capture_output=True,

@@ -415,6 +415,13 @@ def grade(
                 f"{result.get('error', '')}"
             )
 
+    # Students are created here, once: workers creating the same student at once would collide.
+    from nbgrader.api import Gradebook
+
+    with Gradebook(api.coursedir.db_url) as gb:
+        for student in sorted({j.student_id for j in jobs}):
+            gb.update_or_create_student(student)
+
     workers = max(1, min(workers, len(jobs)))
     if workers == 1:
         rows += _grade_jobs(jobs, workdir, known, feedback, timeout)
@@ -422,9 +429,11 @@ def grade(
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        shares = [jobs[i::workers] for i in range(workers)]
+        students = sorted({j.student_id for j in jobs})
+        shares = [[j for j in jobs if j.student_id in students[i::workers]] for i in range(workers)]
+        shares = [share for share in shares if share]
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        with ProcessPoolExecutor(len(shares), mp_context=context) as pool:
             futures = [
                 pool.submit(_grade_jobs, share, workdir, known, feedback, timeout)
                 for share in shares
