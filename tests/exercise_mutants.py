@@ -1005,6 +1005,18 @@ MUTANTS_05 = [
     ),
     M(
         "05_lstm_gru",
+        "norms: the copy forced to float64 (fails for a float32 model)",
+        "input_grad_norms",
+        {"test_input_grad_norms": "Keep xs's dtype"},
+        [
+            (
+                "x = xs.detach().clone().requires_grad_(True)",
+                "x = torch.tensor(xs.detach().numpy(), dtype=torch.float64, requires_grad=True)",
+            )
+        ],
+    ),
+    M(
+        "05_lstm_gru",
         "norms: one norm per sequence",
         "input_grad_norms",
         {"test_input_grad_norms": "one norm per step and per sequence"},
