@@ -234,24 +234,3 @@ def measure(strategy: str, T: int, **kwargs) -> dict:
         "seconds": row[f"{strategy}_seconds"],
         "peak_bytes": int(round(row[f"{strategy}_peak_MiB"] * 2**20)),
     }
-
-
-def torch_saved_bytes(forward: Callable[[], torch.Tensor], exclude=()) -> tuple[torch.Tensor, int]:
-    """Run ``forward()``; bytes of the tensors autograd saves for backward, except ``exclude``'s.
-
-    Like ``bptt.graph.saved_bytes``, but storages shared with the tensors in
-    ``exclude`` (inputs and parameters, which exist whatever autograd keeps)
-    are not counted, so the figure compares with ``peak_bytes`` for numpy.
-    """
-    skip = {t.untyped_storage().data_ptr() for t in exclude}
-    seen: dict[int, int] = {}
-
-    def pack(tensor):
-        ptr = tensor.untyped_storage().data_ptr()
-        if ptr not in skip:
-            seen[ptr] = tensor.untyped_storage().nbytes()
-        return tensor
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-        out = forward()
-    return out, sum(seen.values())

@@ -13,6 +13,7 @@ import numpy as np
 
 from bptt.backward import loss_and_grads
 from bptt.checks import check_positive_int, check_targets
+from bptt.clipping import clip_grad_norm
 from bptt.rnn import check_params
 from bptt.text import batch_windows, one_hot
 
@@ -60,20 +61,6 @@ def adam_step(
         params[k] -= lr * m_hat / (np.sqrt(v_hat) + eps)
 
 
-def clip_global_norm(grads: dict, max_norm: float) -> float:
-    """Scale all gradients together, in place, to a global L2 norm <= ``max_norm``.
-
-    Returns the norm before clipping. The direction of the update is kept.
-    """
-    if not max_norm > 0:
-        raise ValueError(f"max_norm must be positive, got {max_norm}")
-    norm = float(np.sqrt(sum(np.sum(g**2) for g in grads.values())))
-    if norm > max_norm:
-        for g in grads.values():
-            g *= max_norm / norm
-    return norm
-
-
 def train_char_rnn(
     params: dict,
     ids,
@@ -113,7 +100,7 @@ def train_char_rnn(
     for i in range(steps):
         inputs, targets = batch_windows(ids, T, B, rng)
         loss, grads = loss_and_grads(params, one_hot(inputs, dims["V"]), h0, targets)
-        norms[i] = clip_global_norm(grads, max_norm)
+        norms[i] = clip_grad_norm(list(grads.values()), max_norm)  # in place
         adam_step(params, grads, state, lr)
         losses[i] = loss / T  # the loss sums over time: report nats per character
         if callback is not None:

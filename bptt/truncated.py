@@ -262,30 +262,3 @@ def echo_stream(T: int, B: int, n_symbols: int, lag: int, rng: np.random.Generat
     n_symbols, lag = check_positive_int("n_symbols", n_symbols), check_positive_int("lag", lag)
     symbols = rng.integers(0, n_symbols, size=(T + lag, B))
     return symbols[lag:], symbols[:T]
-
-
-def graph_saved_bytes(output: torch.Tensor) -> int:
-    """Bytes of the tensors saved for backward by every autograd node reachable from ``output``.
-
-    Reads the nodes' documented ``_saved_*`` attributes; a storage saved by
-    several nodes counts once. This is the memory a ``backward()`` from
-    ``output`` still needs, i.e. what ``retain_graph=True`` keeps alive.
-    Call it before ``backward()`` frees the graph.
-    """
-    if output.grad_fn is None:
-        raise ValueError("output must be the result of a computation that requires grad")
-    storages: dict[int, int] = {}
-    seen, stack = set(), [output.grad_fn]
-    while stack:
-        fn = stack.pop()
-        if fn is None or fn in seen:
-            continue
-        seen.add(fn)
-        for name in dir(fn):
-            if name.startswith("_saved_"):
-                value = getattr(fn, name)
-                for t in value if isinstance(value, tuple | list) else (value,):
-                    if isinstance(t, torch.Tensor):
-                        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
-        stack.extend(next_fn for next_fn, _ in fn.next_functions)
-    return sum(storages.values())

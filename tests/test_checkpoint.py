@@ -17,7 +17,8 @@ from bptt.checkpoint import (
     default_segment,
     torch_checkpointed_loss,
 )
-from bptt.cost import peak_bytes, torch_saved_bytes
+from bptt.cost import peak_bytes
+from bptt.graph import saved_bytes
 from bptt.oracles import max_rel_error, torch_rnn_from_params
 from bptt.rnn import init_params, rnn_forward
 
@@ -135,10 +136,10 @@ def test_torch_checkpoint_saves_less_for_backward():
     targets = rng.integers(0, V, size=(T_, B))
     rnn, W_hy, b_y, tensors = torch_setup(params, xs, h0, targets)
     exclude = [*tensors, *rnn.parameters(), W_hy, b_y]
-    _, plain = torch_saved_bytes(
+    _, plain = saved_bytes(
         lambda: torch_checkpointed_loss(rnn, W_hy, b_y, *tensors, segment=T_), exclude
     )
-    _, saved = torch_saved_bytes(lambda: torch_checkpointed_loss(rnn, W_hy, b_y, *tensors), exclude)
+    _, saved = saved_bytes(lambda: torch_checkpointed_loss(rnn, W_hy, b_y, *tensors), exclude)
     assert plain > T_ * B * H * 8  # at least every state
     assert saved < plain / 5
 

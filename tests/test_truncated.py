@@ -11,12 +11,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from bptt.backward import numerical_gradient
+from bptt.graph import graph_saved_bytes
 from bptt.oracles import max_rel_error, torch_rnn_from_params
 from bptt.rnn import init_params, log_softmax, rnn_forward, sequence_loss, softmax
 from bptt.truncated import (
     detach_state,
     echo_stream,
-    graph_saved_bytes,
     stateful_batches,
     tbptt_chunks,
     tbptt_k1_k2_grads,
