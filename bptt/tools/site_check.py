@@ -96,8 +96,11 @@ PAGE_PROBE = r"""
       .map((img) => img.getAttribute("src"));
   const errorOutputs = [...document.querySelectorAll(
       ".cell_output .output.error, .cell_output .output.traceback, .cell_output pre")]
+      // A chapter may print a caught exception's message on purpose (a listing
+      // "run as given"); only a traceback is an error output.
       .filter((el) => el.matches(".error, .traceback") ||
-                      /Traceback \(most recent call last\)|^\w*Error: /m.test(el.textContent))
+                      /Traceback \(most recent call last\)|^-{20,}\n\w+\s+Traceback/m
+                        .test(el.textContent))
       .map((el) => el.textContent.trim().slice(0, 120));
   const links = [...document.querySelectorAll("a[href]")].map((a) => a.href);
   return {rawMath, untypeset, mathErrors, brokenImages, errorOutputs, links,
