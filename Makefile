@@ -110,18 +110,35 @@ notebooks: $(STAMP)
 
 # nbgrader, for instructors (book/instructors.md). `exercises`: regenerate the release notebooks
 # exercises/ from the source notebooks solutions/. `grade`: autograde a folder laid out
-# <student_id>/<assignment_id>/<notebook>.ipynb, write feedback (_grading/feedback/) and a CSV;
+# <student_id>/<assignment_id>/<notebook>.ipynb, write feedback (_grading/feedback/) and a CSV.
+# The students' code runs in a bubblewrap sandbox (Debian package `bubblewrap`) with these caps:
+# MEMORY (address space), CELL_TIMEOUT and NOTEBOOK_TIMEOUT (seconds); SANDBOX=off grades without
+# isolation (unsafe, loudly warned). WORKERS=n grades n submissions at once (default: the cores);
 # GRADING_DIR moves the gradebook and the submitted/autograded/feedback folders elsewhere;
-# WORKERS=n grades n submissions at once.
+# GRADEBOOK=<SQLAlchemy URL> uses another gradebook (PostgreSQL for several machines, with
+# SHARD=i/n on machine i of n); REGRADE=1 grades unchanged submissions again.
 .PHONY: exercises grade
+MEMORY ?= 4G
+CELL_TIMEOUT ?= 60
+NOTEBOOK_TIMEOUT ?= 600
+SANDBOX ?= on
+WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
+
 exercises: $(STAMP)
 	$(BIN)/python -m bptt.grading.release
 
 grade: $(STAMP)
 	@test -n "$(SUBMISSIONS)" -a -n "$(GRADES)" || \
 	  { echo "usage: make grade SUBMISSIONS=<dir> GRADES=<file.csv>"; exit 2; }
+	@[ "$(SANDBOX)" = off ] || command -v bwrap >/dev/null || { \
+	  echo "make grade runs the students' code in a bubblewrap sandbox, and bwrap is missing:"; \
+	  echo "    sudo apt-get install bubblewrap"; \
+	  echo "(or SANDBOX=off to grade WITHOUT isolation: unsafe with untrusted submissions)"; exit 1; }
 	$(BIN)/python -m bptt.grading "$(SUBMISSIONS)" "$(GRADES)" $(if $(GRADING_DIR),--workdir "$(GRADING_DIR)") \
-	  $(if $(WORKERS),--workers $(WORKERS))
+	  --workers $(WORKERS) --memory $(MEMORY) --cell-timeout $(CELL_TIMEOUT) \
+	  --notebook-timeout $(NOTEBOOK_TIMEOUT) --sandbox $(SANDBOX) \
+	  $(if $(GRADEBOOK),--gradebook "$(GRADEBOOK)") $(if $(SHARD),--shard $(SHARD)) \
+	  $(if $(filter 1 yes true,$(REGRADE)),--regrade)
 
 clean:
 	rm -rf _build

@@ -12,8 +12,17 @@ import os
 from pathlib import Path
 
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
-from nbgrader.preprocessors import ClearHiddenTests, GetGrades
+from nbgrader.preprocessors import (
+    AssignLatePenalties,
+    CheckCellMetadata,
+    ClearHiddenTests,
+    GetGrades,
+    IgnorePattern,
+    LimitOutput,
+    SaveAutoGrades,
+)
 
+from bptt.grading.execute import SandboxedExecute
 from bptt.grading.feedback import HideHiddenTestFrames
 
 c = get_config()  # noqa: F821 - provided by traitlets when it loads this file
@@ -48,9 +57,32 @@ c.IgnorePattern.enabled = True
 c.IgnorePattern.pattern = "."
 c.Execute.timeout = 60  # seconds per cell; the tests of one cell take well under a second
 c.Execute.interrupt_on_timeout = True
+
+# Execution: nbgrader's Execute runs the tests in the kernel that runs the student's code, where
+# the code can patch them. SandboxedExecute (bptt/grading/execute.py) runs the read-only cells
+# (tests, helpers) here and the student's cells in a bubblewrap sandbox, calling the student's
+# functions across; everything else is nbgrader's. `make grade` sets the limits from MEMORY,
+# CELL_TIMEOUT, NOTEBOOK_TIMEOUT and SANDBOX; these are the defaults.
+c.Autograde.autograde_preprocessors = [
+    SandboxedExecute,
+    IgnorePattern,
+    LimitOutput,
+    SaveAutoGrades,
+    AssignLatePenalties,
+    CheckCellMetadata,
+]
+c.SandboxedExecute.cell_timeout = 60
+c.SandboxedExecute.notebook_timeout = 600
+c.SandboxedExecute.memory = "4G"
+c.SandboxedExecute.max_output = 100_000  # characters per output, every kind of output
+c.SandboxedExecute.tests_only_cells = ["checks"]  # read-only cells the student's code never needs
+c.SandboxedExecute.report_dir = str(WORK / "reports")
 # Test cells deleted from a submission are put back and run, rather than silently skipped.
 c.OverwriteCells.add_missing_cells = True
 c.Autograde.create_student = True
+
+# Feedback pages never run scripts from a submission (markdown cells may hold raw HTML).
+c.HTMLExporter.sanitize_html = True
 
 # Feedback: hidden tests are removed from the test cells, and from the tracebacks of failed
 # tests (which would otherwise print the hidden lines around the failing one).

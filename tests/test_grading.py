@@ -195,13 +195,22 @@ def test_submissions_that_cannot_be_graded_are_named(batch):
             "misplaced",
             "02_bptt",
         ): "not in an assignment folder: expected misplaced/02_bptt/bptt.ipynb",
-        ("crash", "02_bptt"): "kernel died",
     }
     for key, reason in expect.items():
         assert rows[key]["status"] == "not graded" and rows[key]["score"] == "", key
         assert reason in rows[key]["reason"], rows[key]
         assert f"not graded: {key[0]} {key[1]}" in out
-    assert float(rows[("crash", "02_bptt")]["max_score"]) == max_points("02_bptt")
+
+
+def test_a_process_that_ends_costs_only_its_own_tests(batch):
+    """os._exit in one answer cell: the sandbox restarts, the other functions are graded."""
+    row = batch["rows"][("crash", "02_bptt")]
+    pts = points(read(source_path("02_bptt")))
+    lost = pts["test_rnn_backward"] + pts["test_rnn_backward_one_step"]
+    assert row["status"] == "stopped" and float(row["score"]) == max_points("02_bptt") - lost
+    assert "rnn_backward" in row["reason"] and "exited with code 1" in row["reason"]
+    assert "ended its own process" in row["tampering"]
+    assert "stopped: crash 02_bptt/bptt" in batch["out"]
 
 
 def test_repairs_are_noted_and_stderr_costs_nothing(batch):
@@ -228,7 +237,7 @@ def hidden_lines():
 def test_feedback_never_shows_hidden_tests(batch):
     secret = hidden_lines()
     pages = sorted((batch["workdir"] / "feedback").glob("*/*/*.html"))
-    assert len(pages) == sum(r["status"] == "graded" for r in batch["rows"].values())
+    assert len(pages) == sum(r["status"] != "not graded" for r in batch["rows"].values())
     for page in pages:
         text = html.unescape(re.sub(r"<[^>]+>", "", page.read_text()))
         leaked = [ln for ln in secret if ln in text]

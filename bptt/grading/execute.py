@@ -1,0 +1,550 @@
+"""Autograding with the tests and the student's code in separate processes.
+
+:class:`SandboxedExecute` replaces nbgrader's ``Execute`` preprocessor (``nbgrader_config.py``).
+nbgrader still does everything else: it restores the read-only cells from the gradebook, saves
+the scores (``SaveAutoGrades``: a test cell with an error output scores 0), late penalties,
+feedback. Only the execution differs:
+
+* cells that the gradebook knows as read-only (test cells, the test helpers, given code) run in
+  **this** process, in a fresh namespace, with the gradebook's source, never the submission's;
+* every other code cell (the student's answers and any cells they added) runs in a sandboxed
+  process (:mod:`bptt.grading.sandbox`); the contract's functions appear in the tests' namespace
+  as stubs that call into the sandbox (:mod:`bptt.grading.wire`).
+
+So a test cell passes only if the tests, with this process's own numpy and torch, accept the
+values that the student's functions returned. Patching ``np.allclose``, the builtins, the test
+helpers or ``sys.modules`` in the student's process changes nothing here; stopping that process
+fails the tests that needed it. Tampering is still looked for and reported (a static scan of the
+student's cells here, and the runner's own checks), but the grade never depends on it.
+
+When the student's process dies (``os._exit``, a crash, a limit), it is restarted and the cells
+that had run are replayed (except the one that killed it), so one bad function costs only its
+own tests. Every such event is recorded in a report the driver turns into the CSV's status.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import contextlib
+import io
+import json
+import re
+import time
+import warnings
+from pathlib import Path
+
+from nbformat.v4 import new_output
+from nbgrader.preprocessors import NbGraderPreprocessor
+from traitlets import Bool, Integer, List, Unicode
+
+from bptt.grading import wire
+from bptt.grading.sandbox import Limits, Sandbox, SandboxError, parse_size
+
+BASE64 = re.compile(r"^[A-Za-z0-9+/=\s]*$")
+# Modules whose attributes a student's cell has no business assigning.
+GUARDED = {"numpy", "torch", "builtins", "sys", "unittest", "nbgrader", "IPython", "math", "scipy"}
+SPY = {
+    ("sys", "_getframe"): "inspects the caller's frames (sys._getframe)",
+    ("inspect", "currentframe"): "inspects the caller's frames (inspect.currentframe)",
+    ("inspect", "stack"): "inspects the caller's frames (inspect.stack)",
+    ("gc", "get_referrers"): "searches the interpreter's objects (gc.get_referrers)",
+    ("gc", "get_objects"): "searches the interpreter's objects (gc.get_objects)",
+    ("sys", "settrace"): "sets a trace function (sys.settrace)",
+    ("sys", "setprofile"): "sets a profile function (sys.setprofile)",
+}
+
+
+class StudentFunction:
+    """The tests' view of one of the student's functions: calls run in the sandbox."""
+
+    def __init__(self, run: NotebookRun, name: str):
+        self._run, self.__name__, self.__qualname__ = run, name, name
+
+    def __call__(self, *args, **kwargs):
+        return self._run.call_student(self.__name__, args, kwargs)
+
+    def __repr__(self) -> str:
+        return f"<function {self.__name__}>"
+
+
+def contract_names(sources: list[str]) -> list[str]:
+    """The top-level functions the solution cells define (the graded contract)."""
+    names = []
+    for source in sources:
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        names += [n.name for n in tree.body if isinstance(n, ast.FunctionDef)]
+    return list(dict.fromkeys(names))
+
+
+def _root(node) -> str | None:
+    while isinstance(node, (ast.Attribute, ast.Subscript)):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def _dotted(node) -> str:
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+    return ".".join(reversed(parts))
+
+
+def scan_source(source: str) -> list[str]:
+    """Tampering visible in one cell's code: assignments to numpy/torch/builtins/sys attributes,
+    ``sys.modules`` edits, redefined test helpers, frame inspection. Best effort (the grade does
+    not depend on it); IPython magics are translated first."""
+    try:
+        from IPython.core.inputtransformer2 import TransformerManager
+
+        tree = ast.parse(TransformerManager().transform_cell(source))
+    except Exception:  # noqa: BLE001 - unparsable code is the runner's business, not tampering
+        return []
+    aliases = {m: m for m in GUARDED}
+    aliases["__builtins__"] = "builtins"
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                top = a.name.split(".")[0]
+                if top in GUARDED:
+                    aliases[a.asname or top] = a.name if a.asname else top
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            if node.module.split(".")[0] in GUARDED:
+                for a in node.names:
+                    aliases[a.asname or a.name] = f"{node.module}.{a.name}"
+    found = []
+
+    def target(t, verb):
+        if isinstance(t, (ast.Tuple, ast.List)):
+            for e in t.elts:
+                target(e, verb)
+        elif isinstance(t, (ast.Attribute, ast.Subscript)) and _root(t) in aliases:
+            name = _dotted(t.value if isinstance(t, ast.Subscript) else t)
+            root = _root(t)
+            name = aliases[root] + name[len(root) :]
+            if isinstance(t, ast.Subscript):
+                found.append(f"{verb} an entry of {name}")
+            else:
+                found.append(f"{verb} {name}")
+        elif isinstance(t, ast.Name) and t.id.startswith(("_check_", "_tc_")):
+            found.append(f"redefines the test helper {t.id}")
+        elif isinstance(t, ast.Name) and t.id in ("AssertionError", "__import__", "__builtins__"):
+            found.append(f"redefines {t.id}")
+
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
+            for t in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                target(t, "patches")
+        elif isinstance(node, ast.Delete):
+            for t in node.targets:
+                target(t, "deletes")
+        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            if node.name.startswith(("_check_", "_tc_")) or node.name == "AssertionError":
+                found.append(f"redefines the test helper {node.name}")
+        elif isinstance(node, ast.Call):
+            func = node.func
+            name = _dotted(func)
+            if name in ("setattr", "delattr") and node.args and _root(node.args[0]) in aliases:
+                root = _root(node.args[0])
+                found.append(
+                    f"patches {aliases[root]}{_dotted(node.args[0])[len(root) :]} ({name})"
+                )
+            elif isinstance(func, ast.Attribute) and _root(func) in aliases:
+                root = _root(func)
+                full = aliases[root] + name[len(root) :]
+                edits = ("__setitem__", "update", "pop", "setdefault", "clear", "__delitem__")
+                if full.startswith("sys.modules.") and func.attr in edits:
+                    found.append("edits sys.modules")
+                for (mod, attr), text in SPY.items():
+                    if full == f"{mod}.{attr}":
+                        found.append(text)
+            elif isinstance(func, ast.Attribute):
+                for (mod, attr), text in SPY.items():
+                    if name == f"{mod}.{attr}":
+                        found.append(text)
+    return list(dict.fromkeys(found))
+
+
+def _clean_outputs(outputs, limit: int) -> list:
+    """Outputs from the sandbox, checked and cut again here (the sandbox is not trusted)."""
+    clean = []
+    if not isinstance(outputs, list):
+        return clean
+    for out in outputs[:60]:
+        if not isinstance(out, dict):
+            continue
+        kind = out.get("output_type")
+        if kind == "stream":
+            name = "stderr" if out.get("name") == "stderr" else "stdout"
+            clean.append(
+                new_output("stream", name=name, text=str(out.get("text", ""))[: limit + 200])
+            )
+        elif kind in ("execute_result", "display_data"):
+            data = out.get("data") if isinstance(out.get("data"), dict) else {}
+            kept = {}
+            for mime in ("image/png", "image/jpeg"):
+                v = data.get(mime)
+                if isinstance(v, str) and len(v) <= limit and BASE64.match(v):
+                    kept[mime] = v
+            if isinstance(data.get("text/plain"), str):
+                kept["text/plain"] = data["text/plain"][: limit + 200]
+            if kept:
+                extra = {"execution_count": None} if kind == "execute_result" else {}
+                clean.append(new_output(kind, data=kept, **extra))
+        elif kind == "error":
+            tb = out.get("traceback") if isinstance(out.get("traceback"), list) else []
+            tb = [str(line)[:limit] for line in tb[:200]]
+            while sum(len(line) for line in tb) > limit and len(tb) > 1:
+                tb.pop(0)
+            clean.append(
+                new_output(
+                    "error",
+                    ename=str(out.get("ename", "Error"))[:200],
+                    evalue=str(out.get("evalue", ""))[:4000],
+                    traceback=tb,
+                )
+            )
+    return clean
+
+
+class _Capped(io.TextIOBase):
+    def __init__(self, limit):
+        self.limit, self.parts, self.size = limit, [], 0
+
+    def write(self, text):
+        if self.size < self.limit:
+            self.parts.append(text[: self.limit - self.size])
+        self.size += len(text)
+        return len(text)
+
+    def text(self):
+        out = "".join(self.parts)
+        return out + ("\n[... output cut]" if self.size > self.limit else "")
+
+
+class NotebookRun:
+    """Execute one notebook: the tests here, the student's code in a sandbox."""
+
+    def __init__(self, nb, trusted: dict, tests: set, both: set, contract: list, limits: Limits,
+                 submission: Path | None, max_restarts: int):  # fmt: skip
+        self.nb, self.trusted, self.tests, self.both = nb, trusted, tests, both
+        self.contract, self.limits = contract, limits
+        self.submission, self.max_restarts = submission, max_restarts
+        self.ns: dict = {"__name__": "__main__", "__builtins__": builtins}
+        self.box: Sandbox | None = None
+        self.history: list[str] = []  # sources run in the sandbox, replayed after a restart
+        self.starts = 0
+        self.events: list[dict] = []
+        self.tampering: list[str] = []
+        self.notes: list[str] = []
+        self.cell_deadline = None
+        self.nb_deadline = None
+        self.dead: str | None = None  # why the student's code cannot run any more
+        self.cell_id = "?"
+
+    # -- events
+    def event(self, kind: str, text: str):
+        self.events.append({"kind": kind, "cell": self.cell_id, "text": text})
+
+    def tamper(self, items):
+        for item in items or []:
+            item = str(item)[:200]
+            if item not in self.tampering:
+                self.tampering.append(item)
+
+    # -- the sandbox
+    def _stop(self):
+        if self.box is not None:
+            self.box.kill()
+            self.box = None
+
+    def _start(self) -> bool:
+        """Make sure a sandbox with the student's state is running; False if impossible."""
+        while self.box is None or not self.box.alive():
+            if self.dead:
+                return False
+            self._stop()
+            if self.starts > self.max_restarts:
+                self.dead = f"the code was stopped {self.starts} times; the rest was not run"
+                self.event("stopped", self.dead)
+                return False
+            if time.monotonic() >= self.nb_deadline:
+                self._out_of_time()
+                return False
+            self.starts += 1
+            box = Sandbox(self.limits, self.submission, deadline=lambda: self.cell_deadline)
+            box.start(
+                {"op": "init", "max_output": self.limits.max_output, "contract": self.contract}
+            )
+            self.box = box
+            for i, source in enumerate(list(self.history)):  # replay, outputs dropped
+                deadline = min(time.monotonic() + self.limits.cell_timeout, self.nb_deadline)
+                try:
+                    reply = box.request({"op": "exec", "source": source}, deadline)
+                    self._defined(reply)
+                except (wire.Timeout, wire.PeerGone, wire.ProtocolError) as e:
+                    self.history.pop(i)  # non-deterministic: it worked the first time
+                    self.event(
+                        "stopped", f"replaying a cell after a restart failed ({type(e).__name__})"
+                    )
+                    self._stop()
+                    break
+        return True
+
+    def _out_of_time(self):
+        if not self.dead:
+            self.dead = (
+                f"the notebook's time limit ({self.limits.notebook_timeout:g} s) was reached"
+            )
+            self.event("notebook_timeout", self.dead)
+            self._stop()
+
+    def _failure(self, e: Exception, what: str) -> str:
+        """Stop the sandbox after ``e``; record and return what happened, in words."""
+        if isinstance(e, wire.Timeout):
+            if self.nb_deadline is not None and time.monotonic() >= self.nb_deadline:
+                self._out_of_time()
+                text = f"{what} was stopped: {self.dead}"
+            else:
+                limit = self.limits.cell_timeout
+                text = f"{what} ran longer than the {limit:g} s limit per cell and was stopped"
+                self.event("timeout", text)
+        elif isinstance(e, wire.PeerGone):
+            why = self.box.exit_description() if self.box else "it ended"
+            text = f"the process running {what} ended: {why}"
+            self.event("ended", text)
+            if "exited with code" in why:
+                self.tamper([f"ended its own process ({why.split(' (')[0].removeprefix('it ')})"])
+        else:
+            text = f"the process running {what} broke the grading protocol ({e})"
+            self.event("protocol", text)
+            self.tamper(["sent malformed messages to the grader"])
+        self._stop()
+        return text
+
+    def _defined(self, reply: dict):
+        defined = reply.get("defined") if isinstance(reply.get("defined"), list) else []
+        for name in self.contract:
+            if name in defined:
+                self.ns[name] = StudentFunction(self, name)
+            else:
+                self.ns.pop(name, None)
+
+    # -- cells
+    def run_student(self, cell, source: str, show: bool = True):
+        if self.dead or time.monotonic() >= self.nb_deadline:
+            self._out_of_time()
+            if show:
+                cell.outputs = [
+                    new_output("stream", name="stdout", text=f"[not run: {self.dead}]\n")
+                ]
+            return
+        try:
+            if not self._start():
+                if show:
+                    cell.outputs = [
+                        new_output("stream", name="stdout", text=f"[not run: {self.dead}]\n")
+                    ]
+                return
+        except SandboxError as e:
+            self.dead = f"the sandbox could not start: {e}"
+            self.event("sandbox", self.dead)
+            return
+        self.cell_deadline = min(time.monotonic() + self.limits.cell_timeout, self.nb_deadline)
+        try:
+            reply = self.box.request({"op": "exec", "source": source}, self.cell_deadline)
+            if reply.get("op") != "done":
+                raise wire.ProtocolError(f"unexpected reply {reply.get('op')!r}")
+        except (wire.Timeout, wire.PeerGone, wire.ProtocolError) as e:
+            text = self._failure(e, f"cell {self.cell_id}")
+            if show:
+                cell.outputs = [
+                    new_output("error", ename="CellStopped", evalue=text, traceback=[text])
+                ]
+            return
+        self.history.append(source)
+        self._defined(reply)
+        self.tamper(reply.get("tamper") if isinstance(reply.get("tamper"), list) else [])
+        outputs = _clean_outputs(reply.get("outputs"), self.limits.max_output)
+        if any(o.output_type == "error" and o.ename == "MemoryError" for o in outputs):
+            self._memory(f"cell {self.cell_id}")
+        if show:
+            cell.outputs = outputs
+            text = json.dumps(outputs)
+            if "more characters not shown" in text or "output cut" in text or "not shown]" in text:
+                self.notes.append(
+                    f"outputs of cell {self.cell_id} cut to {self.limits.max_output} characters"
+                )
+
+    def _memory(self, where: str):
+        gib = self.limits.memory / 2**30
+        self.event("memory", f"{where} ran out of memory (the limit is {gib:g} GiB): MemoryError")
+
+    def call_student(self, name: str, args, kwargs):
+        """A test calls the student's ``name``: run it in the sandbox, return its result here."""
+        if self.dead:
+            raise RuntimeError(f"{name} could not be run: {self.dead}")
+        if time.monotonic() >= self.cell_deadline:
+            raise TimeoutError(f"{name} was not run: the cell's time limit was reached")
+        try:
+            if not self._start():
+                raise RuntimeError(f"{name} could not be run: {self.dead}")
+            return self.box.peer.call({"name": name}, args, kwargs)
+        except MemoryError:
+            self._memory(name)
+            raise
+        except SandboxError as e:
+            self.dead = f"the sandbox could not start: {e}"
+            self.event("sandbox", self.dead)
+            raise RuntimeError(f"{name} could not be run: {self.dead}") from None
+        except (wire.Timeout, wire.PeerGone, wire.ProtocolError) as e:
+            text = self._failure(e, name)
+            error = TimeoutError if isinstance(e, wire.Timeout) else RuntimeError
+            raise error(text) from None
+
+    def run_trusted(self, cell, source: str):
+        self.cell_deadline = min(time.monotonic() + self.limits.cell_timeout, self.nb_deadline)
+        out = _Capped(self.limits.max_output)
+        outputs = []
+        try:
+            tree = ast.parse(source)
+            last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+            with (
+                contextlib.redirect_stdout(out),
+                contextlib.redirect_stderr(_Capped(0)),
+                warnings.catch_warnings(),
+            ):
+                warnings.simplefilter("ignore")
+                exec(compile(tree, f"<cell {self.cell_id}>", "exec"), self.ns)
+                value = None
+                if last is not None:
+                    expr = ast.Expression(last.value)
+                    value = eval(compile(expr, f"<cell {self.cell_id}>", "eval"), self.ns)
+            if out.size:
+                outputs.append(new_output("stream", name="stdout", text=out.text()))
+            if value is not None:
+                text = repr(value)[: self.limits.max_output]
+                outputs.append(
+                    new_output("execute_result", data={"text/plain": text}, execution_count=None)
+                )
+        except Exception as e:  # noqa: BLE001 - a failing test is an error output, as in a kernel
+            if out.size:
+                outputs.append(new_output("stream", name="stdout", text=out.text()))
+            message = wire._safe_str(e)[:4000]
+            # Only the error line: the frames would show the test cell's (hidden) code.
+            outputs.append(
+                new_output(
+                    "error",
+                    ename=type(e).__name__,
+                    evalue=message,
+                    traceback=[f"{type(e).__name__}: {message}"],
+                )  # fmt: skip
+            )
+        cell.outputs = outputs
+
+    def execute(self):
+        self.nb_deadline = time.monotonic() + self.limits.notebook_timeout
+        for cell in self.nb.cells:
+            if cell.cell_type != "code":
+                continue
+            cell.outputs = []
+            meta = cell.metadata.get("nbgrader", {})
+            gid = meta.get("grade_id")
+            self.cell_id = gid or cell.get("id", "?")
+            if gid in self.trusted:
+                source = self.trusted[gid]
+                if gid in self.both:
+                    self.run_student(cell, source, show=False)
+                if time.monotonic() >= self.nb_deadline:
+                    self._out_of_time()
+                    cell.outputs = [
+                        new_output("error", ename="NotRun", evalue=self.dead, traceback=[self.dead])
+                    ]
+                    continue
+                self.run_trusted(cell, source)
+            else:
+                self.tamper(f"{t} (cell {self.cell_id})" for t in scan_source(cell.source))
+                self.run_student(cell, cell.source)
+        if self.box is not None and self.box.alive():
+            try:
+                reply = self.box.request({"op": "report"}, time.monotonic() + 10)
+                if isinstance(reply.get("tamper"), list):
+                    self.tamper(reply["tamper"])
+            except (wire.Timeout, wire.PeerGone, wire.ProtocolError):
+                pass
+        self._stop()
+
+
+class SandboxedExecute(NbGraderPreprocessor):
+    """nbgrader preprocessor: execute a submission with the tests outside the student's process."""
+
+    cell_timeout = Integer(60, help="seconds per cell").tag(config=True)
+    notebook_timeout = Integer(600, help="seconds per notebook").tag(config=True)
+    memory = Unicode("4G", help="address space of the student's process").tag(config=True)
+    max_output = Integer(100_000, help="characters kept per output").tag(config=True)
+    sandbox = Bool(True, help="bubblewrap isolation (False: SANDBOX=off, unsafe)").tag(config=True)
+    tests_only_cells = List(
+        ["checks"], help="read-only cells (grade ids) that only the tests need"
+    ).tag(config=True)
+    max_restarts = Integer(3, help="restarts of the student's process per notebook").tag(
+        config=True
+    )
+    report_dir = Unicode("", help="where to write <student>/<assignment>/<nb>.json").tag(
+        config=True
+    )
+
+    def limits(self) -> Limits:
+        return Limits(
+            memory=parse_size(self.memory),
+            cell_timeout=float(self.cell_timeout),
+            notebook_timeout=float(self.notebook_timeout),
+            max_output=int(self.max_output),
+            sandbox=bool(self.sandbox),
+        )
+
+    def preprocess(self, nb, resources):
+        from nbgrader.api import Gradebook
+
+        info = resources["nbgrader"]
+        with Gradebook(info["db_url"]) as gb:
+            notebook = gb.find_notebook(info["notebook"], info["assignment"])
+            trusted = {
+                c.name: c.source
+                for c in notebook.source_cells
+                if c.locked and c.cell_type == "code"
+            }
+            points = {c.name: float(c.max_score) for c in notebook.grade_cells}
+            solutions = [c.name for c in notebook.solution_cells]
+            sources = {c.name: c.source for c in notebook.source_cells}
+        tests = {gid for gid in trusted if points.get(gid, 0) > 0}
+        both = {gid for gid in trusted if gid not in tests and gid not in self.tests_only_cells}
+        contract = contract_names([sources[s] for s in solutions if s in sources])
+        path = resources.get("metadata", {}).get("path")
+        start = time.monotonic()
+        run = NotebookRun(nb, trusted, tests, both, contract, self.limits(),
+                          Path(path) if path else None, self.max_restarts)  # fmt: skip
+        try:
+            run.execute()
+        finally:
+            run._stop()
+        for i, cell in enumerate(c for c in nb.cells if c.cell_type == "code"):
+            cell.execution_count = i + 1
+        if self.report_dir:
+            report = {
+                "events": run.events,
+                "tampering": run.tampering,
+                "notes": run.notes,
+                "starts": run.starts,
+                "seconds": time.monotonic() - start,
+                "sandbox": "bubblewrap" if self.sandbox else "off",
+            }
+            out = Path(self.report_dir) / info["student"] / info["assignment"]
+            out.mkdir(parents=True, exist_ok=True)
+            (out / f"{info['notebook']}.json").write_text(json.dumps(report, indent=1))
+        return nb, resources

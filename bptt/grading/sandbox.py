@@ -1,0 +1,389 @@
+"""Start, watch and stop the sandboxed process that runs one student's code.
+
+The student's cells run in ``runner.py`` inside bubblewrap (Debian's ``bubblewrap`` package):
+
+* new user, PID, network, IPC, UTS and cgroup namespaces: no network at all (not even the
+  grader's loopback), no signals to or views of other processes, and every process it has is
+  gone when the sandbox's first process ends (``--as-pid-1``, ``--die-with-parent``);
+* a filesystem of read-only system folders (``/usr``, the Python installation and the course's
+  virtual environment) plus two small private tmpfs folders: ``/tmp`` and the working copy
+  ``/home/student/work`` (a copy of the student's own submitted folder). The repository,
+  ``solutions/``, the gradebook and other students' work are not in it;
+* a seccomp filter that refuses to create processes (threads are allowed): no fork bombs, no
+  process left behind;
+* ``prlimit`` caps: address space (``memory``), CPU seconds, open files, file size, no core dumps.
+
+``SANDBOX=off`` (``sandbox=False``) runs the same runner as a plain child process with the same
+``prlimit`` caps and no isolation: tests still run outside the student's process, so patching
+cannot earn points, but the student's code can read and write what the grader can.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import platform
+import select
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bptt.grading import wire
+
+HERE = Path(__file__).resolve().parent
+RUNNER, WIRE = HERE / "runner.py", HERE / "wire.py"
+HOME = "/home/student"
+STARTUP_SECONDS = 60.0
+
+
+class SandboxError(RuntimeError):
+    """The sandbox cannot start: grading must stop (never fall back to running unsandboxed)."""
+
+
+def parse_size(text: str | int) -> int:
+    """'4G', '512M', '1.5GiB' or a number of bytes -> bytes."""
+    if isinstance(text, int):
+        return text
+    s = str(text).strip().upper().removesuffix("IB").removesuffix("B")
+    units = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+    try:
+        if s and s[-1] in units:
+            return int(float(s[:-1]) * units[s[-1]])
+        return int(float(s))
+    except ValueError:
+        raise ValueError(f"not a size: {text!r} (e.g. 4G, 512M)") from None
+
+
+@dataclass
+class Limits:
+    memory: int = 4 * 2**30  # bytes of address space for the student's process
+    cell_timeout: float = 60.0  # seconds per cell
+    notebook_timeout: float = 600.0  # seconds per notebook, replays after a restart included
+    max_output: int = 100_000  # characters per output (streams, results, tracebacks)
+    disk: int = 256 * 2**20  # bytes in each private tmpfs (/tmp, the working copy)
+    sandbox: bool = True  # bubblewrap; False only with SANDBOX=off
+
+    def as_dict(self) -> dict:
+        return dict(vars(self))
+
+
+# ---------------------------------------------------------------------- seccomp
+# A classic BPF program for seccomp: fork, vfork and clone without CLONE_THREAD fail with EPERM;
+# clone3 fails with ENOSYS (its flags are in memory a filter cannot read; glibc falls back to
+# clone, which is checked). Everything else is allowed.
+_ARCH = {  # machine: (AUDIT_ARCH, fork, vfork, clone, clone3)
+    "x86_64": (0xC000003E, 57, 58, 56, 435),
+    "aarch64": (0xC00000B7, None, None, 220, 435),
+}
+
+
+def seccomp_program() -> bytes | None:
+    arch = _ARCH.get(platform.machine())
+    if arch is None:
+        return None
+    audit, fork, vfork, clone, clone3 = arch
+    ld, jeq, jset, ret = 0x20, 0x15, 0x45, 0x06
+    allow, eperm, enosys = 0x7FFF0000, 0x00050000 | 1, 0x00050000 | 38
+
+    def ins(code, jt, jf, k):
+        return struct.pack("HBBI", code, jt, jf, k)
+
+    forks = [n for n in (fork, vfork) if n is not None]
+    # Layout: 0 load arch; 1 arch ok?; 2 allow; 3 load nr; forks...; clone3; clone; load flags;
+    # CLONE_THREAD?; EPERM; ALLOW; ENOSYS.
+    body = [ins(ld, 0, 0, 4), ins(jeq, 1, 0, audit), ins(ret, 0, 0, allow), ins(ld, 0, 0, 0)]
+    n = len(forks)
+    # indices after the syscall tests: eperm at e, allow at e + 1, enosys at e + 2
+    first = len(body)
+    e = first + n + 2 + 2
+    for i, nr in enumerate(forks):
+        here = first + i
+        body.append(ins(jeq, e - here - 1, 0, nr))
+    here = first + n
+    body.append(ins(jeq, e + 2 - here - 1, 0, clone3))
+    here += 1
+    body.append(ins(jeq, 0, e + 1 - here - 1, clone))
+    body.append(ins(ld, 0, 0, 16))  # low 32 bits of the flags (args[0])
+    here += 2
+    body.append(ins(jset, e + 1 - here - 1, 0, 0x00010000))  # CLONE_THREAD
+    body += [ins(ret, 0, 0, eperm), ins(ret, 0, 0, allow), ins(ret, 0, 0, enosys)]
+    return b"".join(body)
+
+
+# ---------------------------------------------------------------------- the command
+def _python_paths() -> list[str]:
+    """Folders the interpreter and the virtual environment need, outside /usr."""
+    paths = {sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable))}
+    out = []
+    for p in sorted(paths):
+        p = os.path.realpath(p)
+        if p.startswith("/usr/") or p == "/usr" or not os.path.isdir(p):
+            continue
+        if not any(p == q or p.startswith(q + "/") for q in out):
+            out.append(p)
+    # a venv keeps its own path: bind it where it is, even when it is a symlink target too
+    if os.path.isdir(sys.prefix) and sys.prefix not in out:
+        out.append(sys.prefix)
+    return out
+
+
+def bwrap_path() -> str | None:
+    """bubblewrap's executable: $BPTT_BWRAP if set, else bwrap on PATH."""
+    return shutil.which(os.environ.get("BPTT_BWRAP", "bwrap"))
+
+
+def sandbox_command(limits: Limits, fds: dict, submission: Path | None) -> list[str]:
+    """The bwrap command line (``fds``: 'seccomp', 'info' file descriptors)."""
+    cmd = [bwrap_path() or "bwrap", "--unshare-all", "--die-with-parent", "--new-session",
+           "--as-pid-1", "--cap-drop", "ALL", "--uid", "1000", "--gid", "1000",
+           "--hostname", "sandbox", "--ro-bind", "/usr", "/usr"]  # fmt: skip
+    for d in ("/bin", "/sbin", "/lib", "/lib64", "/lib32"):
+        if os.path.islink(d):
+            cmd += ["--symlink", os.readlink(d), d]
+        elif os.path.isdir(d):
+            cmd += ["--ro-bind", d, d]
+    for f in ("/etc/ld.so.cache", "/etc/localtime", "/etc/nsswitch.conf"):
+        cmd += ["--ro-bind-try", f, f]
+    for p in _python_paths():
+        cmd += ["--ro-bind", p, p]
+    cmd += ["--proc", "/proc", "--dev", "/dev"]
+    cmd += ["--size", str(limits.disk), "--tmpfs", "/tmp"]
+    cmd += ["--size", str(limits.disk), "--tmpfs", HOME, "--dir", f"{HOME}/work"]
+    cmd += [
+        "--ro-bind",
+        str(RUNNER),
+        "/grader/runner.py",
+        "--ro-bind",
+        str(WIRE),
+        "/grader/wire.py",
+    ]
+    if submission is not None and submission.is_dir():
+        cmd += ["--ro-bind", str(submission), f"{HOME}/submission"]
+    # The sandbox's root is a tmpfs holding the mount points (e.g. /work/main for the venv):
+    # read-only, so that the only writable places are the two size-capped tmpfs folders.
+    cmd += ["--remount-ro", "/"]
+    cmd += ["--chdir", f"{HOME}/work", "--info-fd", str(fds["info"])]
+    if "seccomp" in fds:
+        cmd += ["--seccomp", str(fds["seccomp"])]
+    cmd += ["--clearenv"]
+    for k, v in sandbox_env(f"{HOME}/work").items():
+        cmd += ["--setenv", k, v]
+    return cmd
+
+
+def sandbox_env(home: str) -> dict:
+    return {
+        "HOME": home,
+        "USER": "student",
+        "LOGNAME": "student",
+        "PATH": f"{os.path.dirname(sys.executable)}:/usr/local/bin:/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "MPLBACKEND": "Agg",
+        "MPLCONFIGDIR": "/tmp/matplotlib",
+        "IPYTHONDIR": "/tmp/ipython",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "PYTHONHASHSEED": "0",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+
+
+def limit_command(limits: Limits) -> list[str]:
+    cpu = int(limits.notebook_timeout + 60)
+    return [shutil.which("prlimit") or "/usr/bin/prlimit", f"--as={limits.memory}",
+            f"--cpu={cpu}", "--nofile=256", f"--fsize={limits.disk}", "--core=0", "--"]  # fmt: skip
+
+
+# ---------------------------------------------------------------------- the process
+class Sandbox:
+    """One sandboxed runner: ``start()``, ``exec(source)``, calls through ``peer``, ``kill()``."""
+
+    def __init__(self, limits: Limits, submission: Path | None = None, deadline=None):
+        self.limits = limits
+        self.submission = submission
+        self.proc: subprocess.Popen | None = None
+        self.pid: int | None = None  # host pid of the runner
+        self.stderr_tail: collections.deque = collections.deque(maxlen=64)
+        self.deadline = deadline or (lambda: None)
+        self.peer: wire.Peer | None = None
+        self.seq = 0
+
+    # -- start
+    def start(self, init: dict, startup: float = STARTUP_SECONDS) -> dict:
+        """Start the runner and send it ``init``; returns its first reply."""
+        req_r, req_w = os.pipe()
+        rep_r, rep_w = os.pipe()
+        info_r, info_w = os.pipe()
+        keep = [req_r, rep_w, info_w]
+        fds = {"info": info_w}
+        program = seccomp_program() if self.limits.sandbox else None
+        if program is not None:
+            sec_r, sec_w = os.pipe()
+            os.write(sec_w, program)
+            os.close(sec_w)
+            fds["seccomp"] = sec_r
+            keep.append(sec_r)
+        python = [sys.executable, "-I", "-W", "ignore", "-X", "faulthandler"]
+        if self.limits.sandbox:
+            if bwrap_path() is None:
+                raise SandboxError("bubblewrap (bwrap) is not installed")
+            argv = sandbox_command(self.limits, fds, self.submission)
+            argv += limit_command(self.limits) + python
+            argv += ["/grader/runner.py", str(req_r), str(rep_w)]
+            env, cwd = {}, "/"
+        else:
+            argv = limit_command(self.limits) + python + [str(RUNNER), str(req_r), str(rep_w)]
+            env = sandbox_env(os.getcwd())
+            cwd = str(self.submission) if self.submission else None
+        try:
+            self.proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                pass_fds=keep,
+                env=env,
+                cwd=cwd,
+                start_new_session=not self.limits.sandbox,
+            )
+        except OSError as e:
+            for fd in keep + [req_w, rep_r, info_r]:
+                os.close(fd)
+            raise SandboxError(f"cannot start the sandbox: {e}") from e
+        for fd in keep:
+            os.close(fd)
+        threading.Thread(target=self._drain, args=(self.proc.stderr,), daemon=True).start()
+        if self.limits.sandbox:
+            self.pid = self._child_pid(info_r, time.monotonic() + startup)
+        else:
+            os.close(info_r)
+            self.pid = self.proc.pid
+        os.set_blocking(req_w, False)
+        os.set_blocking(rep_r, False)
+        self.channel = wire.Channel(rep_r, req_w)
+        self.peer = wire.Peer(self.channel, side=0, deadline=self.deadline)
+        deadline = time.monotonic() + startup
+        try:
+            self.channel.send(init, deadline=deadline)
+            reply, _ = self.channel.recv(deadline=deadline)
+        except (wire.PeerGone, wire.Timeout, wire.ProtocolError) as e:
+            why = self.exit_description()
+            self.kill()
+            raise SandboxError(f"the sandbox did not start ({type(e).__name__}): {why}") from e
+        return reply
+
+    def _child_pid(self, fd: int, deadline: float) -> int | None:
+        data = b""
+        try:
+            while b"}" not in data and time.monotonic() < deadline:
+                r, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+                if not r:
+                    break
+                chunk = os.read(fd, 4096)
+                if not chunk:
+                    break
+                data += chunk
+        finally:
+            os.close(fd)
+        try:
+            return int(json.loads(data.decode())["child-pid"])
+        except (ValueError, KeyError, TypeError):
+            return None
+
+    def _drain(self, pipe):
+        try:
+            for line in iter(lambda: pipe.readline(4096), b""):
+                self.stderr_tail.append(line.decode("utf-8", "replace").rstrip("\n")[:500])
+        except (OSError, ValueError):
+            pass
+
+    # -- use
+    def request(self, header: dict, deadline: float) -> dict:
+        """Send one request (``exec``, ``report``) and return its reply."""
+        self.seq += 1
+        header = {**header, "seq": self.seq}
+        self.channel.send(header, deadline=deadline)
+        reply, _ = self.channel.recv(deadline=deadline)
+        if reply.get("seq", self.seq) != self.seq:
+            raise wire.ProtocolError("a reply out of order")
+        return reply
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def exit_description(self) -> str:
+        """Why the runner ended, in words (waits briefly for it to end)."""
+        if self.proc is None:
+            return "it never started"
+        try:
+            code = self.proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            return "it stopped answering"
+        tail = "\n".join(self.stderr_tail)
+        if "Segmentation fault" in tail or code in (-11, 139):
+            return "it crashed with a segmentation fault"
+        if "Fatal Python error" in tail:
+            line = next(ln for ln in self.stderr_tail if "Fatal Python error" in ln)
+            return f"it crashed ({line.strip()[:120]})"
+        if "MemoryError" in tail or "bad_alloc" in tail or code in (-9, 137) and "memory" in tail:
+            return f"it ran out of memory (limit {self.limits.memory / 2**30:g} GiB)"
+        if code is not None and code > 128:
+            try:
+                return f"it was killed by {signal.Signals(code - 128).name}"
+            except ValueError:
+                pass
+        if code is not None and code < 0:
+            try:
+                return f"it was killed by {signal.Signals(-code).name}"
+            except ValueError:
+                pass
+        return f"it exited with code {code} (sys.exit is an error; os._exit ends the process)"
+
+    def kill(self):
+        """Stop the runner and everything it started (its PID namespace goes with it)."""
+        if self.proc is None:
+            return
+        for target in (self.pid, self.proc.pid):
+            if target:
+                try:
+                    if self.limits.sandbox:
+                        os.kill(target, signal.SIGKILL)
+                    else:
+                        os.killpg(target, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        for fd in (self.channel.rfd, self.channel.wfd) if hasattr(self, "channel") else ():
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        if hasattr(self, "channel"):
+            del self.channel
+        if self.proc.stderr:
+            self.proc.stderr.close()
+
+
+def selftest(limits: Limits, paths: dict, port: int | None = None) -> dict:
+    """Start a sandbox that tries to read ``paths`` (label -> host path), write, connect, fork;
+    returns {check: 'denied: ...' | 'ALLOWED' | value}. Raises SandboxError if it cannot start."""
+    box = Sandbox(limits)
+    try:
+        reply = box.start({"op": "selftest", "paths": paths, "port": port})
+    finally:
+        box.kill()
+    checks = reply.get("checks")
+    if not isinstance(checks, dict):
+        raise SandboxError("the sandbox's self-test sent no results")
+    return {str(k): str(v) for k, v in checks.items()}
