@@ -249,6 +249,17 @@ def discover(submissions: Path, known: dict[str, dict[str, float]]) -> tuple[lis
     return jobs, rows
 
 
+def database_url(url: str) -> str:
+    """``url`` with the PostgreSQL driver the course installs (psycopg2-binary): SQLAlchemy 2.1
+    reads a bare ``postgresql://`` as psycopg 3."""
+    if url.startswith(("postgresql://", "postgres://")):
+        import importlib.util
+
+        if importlib.util.find_spec("psycopg") is None:
+            return "postgresql+psycopg2://" + url.split("://", 1)[1]
+    return url
+
+
 def load_config(workdir: Path, limits: Limits | None = None, db_url: str | None = None):
     """The course's nbgrader config with every writable folder and the gradebook in ``workdir``."""
     from traitlets.config.loader import PyFileConfigLoader
@@ -262,12 +273,13 @@ def load_config(workdir: Path, limits: Limits | None = None, db_url: str | None 
     cd.feedback_directory = str(workdir / "feedback")
     cd.solution_directory = str(workdir / "solution")
     if db_url:
-        cd.db_url = db_url
+        cd.db_url = database_url(db_url)
     elif (
         workdir.resolve() != (ROOT / "_grading").resolve()
         and "BPTT_GRADEBOOK_URL" not in os.environ
     ):
         cd.db_url = f"sqlite:///{workdir / 'gradebook.db'}?timeout=60"
+    cd.db_url = database_url(cd.db_url)
     ex = config.SandboxedExecute
     ex.report_dir = str(workdir / "reports")
     if limits is not None:

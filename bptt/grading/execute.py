@@ -55,6 +55,10 @@ SPY = {
 }
 
 
+def _gid(cell) -> str | None:
+    return cell.metadata.get("nbgrader", {}).get("grade_id")
+
+
 class StudentFunction:
     """The tests' view of one of the student's functions: calls run in the sandbox."""
 
@@ -96,18 +100,27 @@ def _dotted(node) -> str:
     return ".".join(reversed(parts))
 
 
-def scan_source(source: str) -> list[str]:
-    """Tampering visible in one cell's code: assignments to numpy/torch/builtins/sys attributes,
-    ``sys.modules`` edits, redefined test helpers, frame inspection. Best effort (the grade does
-    not depend on it); IPython magics are translated first."""
+def _parse(source: str):
     try:
         from IPython.core.inputtransformer2 import TransformerManager
 
-        tree = ast.parse(TransformerManager().transform_cell(source))
+        return ast.parse(TransformerManager().transform_cell(source))
     except Exception:  # noqa: BLE001 - unparsable code is the runner's business, not tampering
-        return []
+        return None
+
+
+def module_aliases(sources: list[str]) -> dict[str, str]:
+    """{name: module} for the guarded modules, as the cells import them (``np`` by default)."""
     aliases = {m: m for m in GUARDED}
-    aliases["__builtins__"] = "builtins"
+    aliases.update({"np": "numpy", "__builtins__": "builtins"})
+    for source in sources:
+        tree = _parse(source)
+        if tree is not None:
+            _add_aliases(tree, aliases)
+    return aliases
+
+
+def _add_aliases(tree, aliases: dict):
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for a in node.names:
@@ -118,6 +131,17 @@ def scan_source(source: str) -> list[str]:
             if node.module.split(".")[0] in GUARDED:
                 for a in node.names:
                     aliases[a.asname or a.name] = f"{node.module}.{a.name}"
+
+
+def scan_source(source: str, aliases: dict | None = None) -> list[str]:
+    """Tampering visible in one cell's code: assignments to numpy/torch/builtins/sys attributes,
+    ``sys.modules`` edits, redefined test helpers, frame inspection. Best effort (the grade does
+    not depend on it); IPython magics are translated first. ``aliases``: see module_aliases."""
+    tree = _parse(source)
+    if tree is None:
+        return []
+    aliases = dict(aliases or module_aliases([]))
+    _add_aliases(tree, aliases)
     found = []
 
     def target(t, verb):
@@ -152,9 +176,11 @@ def scan_source(source: str) -> list[str]:
             name = _dotted(func)
             if name in ("setattr", "delattr") and node.args and _root(node.args[0]) in aliases:
                 root = _root(node.args[0])
-                found.append(
-                    f"patches {aliases[root]}{_dotted(node.args[0])[len(root) :]} ({name})"
-                )
+                what = aliases[root] + _dotted(node.args[0])[len(root) :]
+                arg = node.args[1] if len(node.args) > 1 else None
+                if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                    what += f".{arg.value}"
+                found.append(f"patches {what} ({name})")
             elif isinstance(func, ast.Attribute) and _root(func) in aliases:
                 root = _root(func)
                 full = aliases[root] + name[len(root) :]
@@ -450,6 +476,13 @@ class NotebookRun:
 
     def execute(self):
         self.nb_deadline = time.monotonic() + self.limits.notebook_timeout
+        self.aliases = module_aliases(
+            [
+                c.source
+                for c in self.nb.cells
+                if c.cell_type == "code" and _gid(c) not in self.trusted
+            ]
+        )
         for cell in self.nb.cells:
             if cell.cell_type != "code":
                 continue
@@ -469,7 +502,8 @@ class NotebookRun:
                     continue
                 self.run_trusted(cell, source)
             else:
-                self.tamper(f"{t} (cell {self.cell_id})" for t in scan_source(cell.source))
+                found = scan_source(cell.source, self.aliases)
+                self.tamper(f"{t} (cell {self.cell_id})" for t in found)
                 self.run_student(cell, cell.source)
         if self.box is not None and self.box.alive():
             try:

@@ -322,7 +322,7 @@ class Peer:
         dtype = a.dtype.newbyteorder("<") if a.dtype.byteorder == ">" else a.dtype
         if dtype.str not in DTYPES:
             return None
-        a = np.ascontiguousarray(a, dtype=dtype)
+        a = np.asarray(a, dtype=dtype, order="C")  # not ascontiguousarray: it makes 0-d arrays 1-d
         blobs.append(a.tobytes())
         return {"dtype": dtype.str, "shape": list(a.shape), "b": len(blobs) - 1}
 
