@@ -10,6 +10,8 @@ from bptt.experiments import (
     make_model,
     matched_hidden_sizes,
     n_params,
+    race,
+    summarise,
     train,
 )
 from bptt.gated import (
@@ -451,6 +453,7 @@ def test_train_is_seeded_and_reports(rng):
     assert runs[0]["test_loss"] == runs[1]["test_loss"]
     assert runs[0]["steps"] == [0, 10, 20]
     assert runs[0]["test_loss"][-1] < runs[0]["test_loss"][0]  # it learns something
+    assert 0 <= runs[0]["clipped_fraction"] <= 1 and runs[0]["grad_norm_max"] > 0
     copy = train(
         make_model("lstm", 10, 8, 10, seed=0), "copy", 3, 5, seed=0, eval_every=5, n_test=20
     )
@@ -475,3 +478,37 @@ def test_gru_jacobian_matches_autograd(rng):
     assert np.allclose(
         gru_jacobian(xs[0], h0, W_ih, W_hh, shut, b_hh), np.eye(H), rtol=0, atol=1e-12
     )
+
+
+def test_race_gives_the_rnn_as_many_steps_as_the_slower_gated_model():
+    out = race(T=4, max_steps=10, seed=0, H_lstm=4, eval_every=5, n_test=20)
+    assert list(out) == list(KINDS)
+    used = {kind: result["steps"][-1] for kind, (result, _, _) in out.items()}
+    assert used["rnn"] == max(used["lstm"], used["gru"])
+    result, at_init, trained = out["lstm"]
+    assert not torch.equal(at_init.rnn.weight_hh_l0, trained.rnn.weight_hh_l0)
+
+
+def test_summarise_groups_seeds():
+    runs = [
+        {
+            "task": "adding",
+            "T": 5,
+            "variant": "gru",
+            "H": 3,
+            "n_params": 10,
+            "seed": s,
+            "steps_to_solve": solved,
+            "final_loss": loss,
+            "sec_per_step": 0.002 * (s + 1),
+            "clipped_fraction": 0.5 * s,
+            "grad_norm_max": 3.0 + s,
+        }
+        for s, solved, loss in [(0, 100, 0.002), (1, None, 0.004)]
+    ]
+    (row,) = summarise(runs)
+    assert row["steps_to_solve"] == [100, None]
+    assert row["final_loss"] == pytest.approx(0.003)
+    assert row["ms_per_step"] == pytest.approx(3.0)
+    assert row["clipped"] == pytest.approx(0.25)
+    assert row["grad_norm_max"] == 4.0
