@@ -301,6 +301,21 @@ def summarise(runs: list[dict]) -> list[dict]:
     return rows
 
 
+def load_results(path: Path | str = RESULTS) -> dict:
+    """The grid's results file (``{"meta": ..., "runs": [...]}``), with a useful error if absent.
+
+    The file lives in the repository, not in the installed package: a
+    ``pip install`` of ``bptt`` alone (as on Colab) does not have it.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path} not found: it is committed in the course repository "
+            "(clone it), or run `make experiments` to recreate it"
+        )
+    return json.loads(path.read_text())
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=str(RESULTS))

@@ -7,6 +7,7 @@ import torch
 
 from bptt.experiments import (
     KINDS,
+    load_results,
     make_model,
     matched_hidden_sizes,
     n_params,
@@ -512,3 +513,11 @@ def test_summarise_groups_seeds():
     assert row["ms_per_step"] == pytest.approx(3.0)
     assert row["clipped"] == pytest.approx(0.25)
     assert row["grad_norm_max"] == 4.0
+
+
+def test_load_results_reads_the_committed_file_and_explains_a_missing_one(tmp_path):
+    grid = load_results()
+    assert {"meta", "runs"} <= set(grid) and grid["runs"]
+    assert {"command", "date"} <= set(grid["meta"])
+    with pytest.raises(FileNotFoundError, match="make experiments"):
+        load_results(tmp_path / "missing.json")
