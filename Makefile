@@ -100,10 +100,10 @@ check-site: book chromium $(MATHJAX)/es5/tex-mml-chtml.js
 bench: $(STAMP)
 	$(BIN)/python -m bptt.tools.bench
 
-# The LSTM/GRU chapter's full experiment grid (CPU, tens of minutes): writes book/data/adding_results.json.
+# The LSTM/GRU chapter's full experiment grid (CPU, tens of minutes): writes bptt/data/adding_results.json.
 .PHONY: experiments
 experiments: $(STAMP)
-	$(BIN)/python -m bptt.experiments --out book/data/adding_results.json --copy-lengths 10
+	$(BIN)/python -m bptt.experiments --out bptt/data/adding_results.json --copy-lengths 10
 
 notebooks: $(STAMP)
 	$(BIN)/python -m bptt.tools.notebooks write

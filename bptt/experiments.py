@@ -3,7 +3,7 @@
 The chapter on gated networks runs a small version of this live; the full
 grid (several lengths, seeds, the copy task) runs as a script,
 
-    python -m bptt.experiments --out book/data/adding_results.json
+    python -m bptt.experiments --out bptt/data/adding_results.json
 
 (``make experiments``), and writes a JSON file that the chapter plots.
 Everything is seeded and runs on the CPU with one thread.
@@ -29,7 +29,8 @@ from bptt.checks import check_positive_int
 from bptt.tasks import ADDING_BASELINE_MSE, adding_batch, copy_baseline, copy_batch
 
 # The full grid's results, committed with the book (the chapter plots them).
-RESULTS = Path(__file__).resolve().parents[1] / "book" / "data" / "adding_results.json"
+# Package data, so that the chapter also runs where the package is pip-installed (Colab).
+RESULTS = Path(__file__).resolve().parent / "data" / "adding_results.json"
 KINDS = ("rnn", "lstm", "gru")
 N_GATES = {"rnn": 1, "lstm": 4, "gru": 3}  # row blocks in weight_ih_l0 / weight_hh_l0
 MODULES = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}
@@ -304,14 +305,14 @@ def summarise(runs: list[dict]) -> list[dict]:
 def load_results(path: Path | str = RESULTS) -> dict:
     """The grid's results file (``{"meta": ..., "runs": [...]}``), with a useful error if absent.
 
-    The file lives in the repository, not in the installed package: a
-    ``pip install`` of ``bptt`` alone (as on Colab) does not have it.
+    It ships as package data, so a ``pip install`` of ``bptt`` (as on Colab)
+    has it too.
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(
-            f"{path} not found: it is committed in the course repository "
-            "(clone it), or run `make experiments` to recreate it"
+            f"{path} not found: it ships with the course package; "
+            "run `make experiments` to recreate it"
         )
     return json.loads(path.read_text())
 
