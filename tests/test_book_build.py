@@ -28,6 +28,8 @@ def build(tmp_path, body):
     shutil.copy(ROOT / "book" / "references.bib", book / "references.bib")
     config = (book / "_config.yml").read_text().replace("book/references.bib", "references.bib")
     (book / "_config.yml").write_text(config)
+    (book / "book" / "images").mkdir(parents=True)  # files the real config points at
+    shutil.copy(ROOT / "book" / "images" / "favicon.png", book / "book" / "images")
     (book / "_toc.yml").write_text("format: jb-book\nroot: page\n")
     (book / "page.md").write_text(HEADER + textwrap.dedent(body))
     return subprocess.run(
