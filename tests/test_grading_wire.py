@@ -344,3 +344,13 @@ def test_scan_finds_nothing_in_the_reference_solutions(assignment):
             assert scan_source(strip_solution_markers(cell.source)) == [], cell.id
     solutions = [c.source for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution")]
     assert contract_names(solutions), "the graded functions are found"
+
+
+def _huge():
+    return [0.5] * 2_000_000  # a 2-million-node header: refused, as a MemoryError
+
+
+@pytest.mark.parametrize("pair", [{"huge": _huge}], indirect=True)
+def test_results_too_large_to_check_are_errors(pair):
+    with pytest.raises(MemoryError, match="too large"):
+        pair.call("huge")

@@ -153,7 +153,7 @@ def sandbox_command(limits: Limits, fds: dict, submission: Path | None) -> list[
         cmd += ["--ro-bind-try", f, f]
     for p in _python_paths():
         cmd += ["--ro-bind", p, p]
-    cmd += ["--proc", "/proc", "--dev", "/dev"]
+    cmd += ["--proc", "/proc", "--dev", "/dev", "--size", str(limits.disk), "--tmpfs", "/dev/shm"]
     cmd += ["--size", str(limits.disk), "--tmpfs", "/tmp"]
     cmd += ["--size", str(limits.disk), "--tmpfs", HOME, "--dir", f"{HOME}/work"]
     cmd += [
@@ -168,7 +168,7 @@ def sandbox_command(limits: Limits, fds: dict, submission: Path | None) -> list[
         cmd += ["--ro-bind", str(submission), f"{HOME}/submission"]
     # The sandbox's root is a tmpfs holding the mount points (e.g. /work/main for the venv):
     # read-only, so that the only writable places are the two size-capped tmpfs folders.
-    cmd += ["--remount-ro", "/"]
+    cmd += ["--remount-ro", "/", "--remount-ro", "/dev"]
     cmd += ["--chdir", f"{HOME}/work", "--info-fd", str(fds["info"])]
     if "seccomp" in fds:
         cmd += ["--seccomp", str(fds["seccomp"])]
@@ -268,7 +268,8 @@ class Sandbox:
             self.pid = self.proc.pid
         os.set_blocking(req_w, False)
         os.set_blocking(rep_r, False)
-        self.channel = wire.Channel(rep_r, req_w)
+        # what the student's process sends is capped lower than what it receives
+        self.channel = wire.Channel(rep_r, req_w, max_bytes=wire.MAX_REPLY)
         self.peer = wire.Peer(self.channel, side=0, deadline=self.deadline)
         deadline = time.monotonic() + startup
         try:

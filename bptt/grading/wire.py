@@ -36,6 +36,8 @@ import time
 import numpy as np
 
 MAX_MESSAGE = 256 * 2**20  # bytes in one message
+MAX_HEADER = 16 * 2**20  # bytes of JSON in one message (arrays travel as blobs, outside it)
+MAX_REPLY = 64 * 2**20  # bytes in one message from the student's process (the grader refuses more)
 MAX_DEPTH = 64
 MAX_NODES = 1_000_000
 HEADER = struct.Struct("<II")  # JSON length, number of blobs
@@ -226,6 +228,8 @@ class Channel:
 
     def send(self, header: dict, blobs=(), deadline=None):
         text = json.dumps(header, allow_nan=True).encode()
+        if len(text) > MAX_HEADER:
+            raise ProtocolError(f"message header too large ({len(text) >> 20} MiB)")
         parts = [HEADER.pack(len(text), len(blobs)), text]
         for b in blobs:
             parts += [BLOB.pack(len(b)), bytes(b)]
@@ -234,7 +238,7 @@ class Channel:
     def recv(self, deadline=None) -> tuple[dict, list[bytes]]:
         size, count = HEADER.unpack(self._read(HEADER.size, deadline))
         total = size
-        if size > self.max_bytes or count > MAX_NODES:
+        if size > min(self.max_bytes, MAX_HEADER) or count > MAX_NODES:
             raise ProtocolError(f"message too large ({size} bytes, {count} blobs)")
         try:
             header = json.loads(self._read(size, deadline))
@@ -297,6 +301,11 @@ class Peer:
         self.objs[oid] = obj
         self.ids[id(obj)] = oid
         return oid
+
+    def _forget(self, keep: set):
+        """Drop the objects registered since ``keep`` was the registry (a result not sent)."""
+        for oid in set(self.objs) - keep:
+            self.ids.pop(id(self.objs.pop(oid)), None)
 
     # ------------------------------------------------------------------ encoding
     def encode(self, value) -> tuple[dict, dict, list[bytes]]:
@@ -749,18 +758,27 @@ class Peer:
                 reply["error"] = describe_exception(e)
             if self.after_call is not None:
                 self.after_call()
+            before = set(self.objs)
             try:
                 node, contents, blobs = self.encode(result)
+                size = sum(len(b) for b in blobs)
+                if size > MAX_REPLY // 2:
+                    raise ProtocolError(f"{size >> 20} MiB of data")
+                self.channel.send({**reply, "value": node, "objs": contents}, blobs,
+                                  deadline=self.deadline())  # fmt: skip
+            except ProtocolError as e:  # e.g. ten million floats: too large to be checked
+                self._forget(before)
+                node, contents, blobs = self.encode(None)
+                message = f"the result is too large to be checked ({e})"
+                reply["error"] = {"type": "MemoryError", "mro": ["MemoryError"], "message": message}
+                self.channel.send({**reply, "value": node, "objs": contents}, blobs,
+                                  deadline=self.deadline())  # fmt: skip
             except Exception as e:  # noqa: BLE001 - e.g. a tensor that cannot be read
+                self._forget(before)
                 node, contents, blobs = self.encode(None)
                 reply["error"] = describe_exception(e)
-            size = sum(len(b) for b in blobs)
-            if size > self.channel.max_bytes // 2:
-                node, contents, blobs = self.encode(None)
-                message = f"the result is too large to be checked ({size >> 20} MiB)"
-                reply["error"] = {"type": "MemoryError", "mro": ["MemoryError"], "message": message}
-            reply.update(value=node, objs=contents)
-            self.channel.send(reply, blobs, deadline=self.deadline())
+                self.channel.send({**reply, "value": node, "objs": contents}, blobs,
+                                  deadline=self.deadline())  # fmt: skip
         finally:
             self.depth -= 1
             if self.depth == 0:
