@@ -670,6 +670,26 @@ def test_manual_grades_survive_regrading(batch, tmp_path):
     assert float(r["score"]) == MAX - PTS["test_global_norm"] + 0.5
 
 
+def test_a_locked_gradebook_is_waited_for(batch, tmp_path):
+    """Another program holds the SQLite gradebook for 8 s (stock nbgrader gives up after 5 s and
+    aborts the batch): grading waits, then finishes."""
+    import sqlite3
+    import threading
+
+    con = sqlite3.connect(batch["workdir"] / "gradebook.db", timeout=1, check_same_thread=False)
+    con.execute("BEGIN EXCLUSIVE")
+    threading.Timer(8, con.rollback).start()
+    one = tmp_path / "one"
+    shutil.copytree(batch["subs"] / "wrong" / A, one / "wrong" / A)
+    start = time.perf_counter()
+    proc = make_grade(one, tmp_path / "one.csv", batch["workdir"], "REGRADE=1", "WORKERS=1")
+    con.close()
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert time.perf_counter() - start > 8
+    r = read_csv(tmp_path / "one.csv")[("wrong", A)]
+    assert (r["status"], float(r["score"])) == ("graded", WRONG_SCORE)
+
+
 def test_a_killed_batch_resumes_without_losing_grades(tmp_path):
     subs, work = tmp_path / "subs", tmp_path / "work"
     slow = "import time\ntime.sleep(2)\n"
