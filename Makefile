@@ -28,7 +28,7 @@ help:
 	@echo "make check-site  open every page in headless Chromium and check math, images, outputs, links"
 	@echo "make bench  measure build, tests, grading, numpy vs torch BPTT, memory: bench/report.md"
 	@echo "make exercises  regenerate the students' notebooks exercises/ from solutions/ (nbgrader)"
-	@echo "make grade SUBMISSIONS=<dir> GRADES=<file.csv>  autograde a class: feedback and a CSV"
+	@echo "make grade SUBMISSIONS=<dir> GRADES=<file.csv>  autograde a class (sandboxed): feedback and a CSV"
 	@echo "make clean  remove _build (keeps .venv)"
 
 venv: $(STAMP)
