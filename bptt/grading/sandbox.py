@@ -151,10 +151,12 @@ def sandbox_command(limits: Limits, fds: dict, submission: Path | None) -> list[
             cmd += ["--ro-bind", d, d]
     for f in ("/etc/ld.so.cache", "/etc/localtime", "/etc/nsswitch.conf"):
         cmd += ["--ro-bind-try", f, f]
-    for p in _python_paths():
-        cmd += ["--ro-bind", p, p]
     cmd += ["--proc", "/proc", "--dev", "/dev", "--size", str(limits.disk), "--tmpfs", "/dev/shm"]
     cmd += ["--size", str(limits.disk), "--tmpfs", "/tmp"]
+    # After the /tmp tmpfs, not before: a checkout (and its venv) under /tmp, as in CI, would
+    # otherwise be hidden by it and the sandbox would find no Python.
+    for p in _python_paths():
+        cmd += ["--ro-bind", p, p]
     cmd += ["--size", str(limits.disk), "--tmpfs", HOME, "--dir", f"{HOME}/work"]
     cmd += [
         "--ro-bind",
