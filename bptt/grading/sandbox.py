@@ -39,6 +39,7 @@ from bptt.grading import wire
 
 HERE = Path(__file__).resolve().parent
 RUNNER, WIRE = HERE / "runner.py", HERE / "wire.py"
+REPO = HERE.parents[1]  # the course repository: solutions, gradebook, submissions
 HOME = "/home/student"
 STARTUP_SECONDS = 60.0
 
@@ -154,9 +155,13 @@ def sandbox_command(limits: Limits, fds: dict, submission: Path | None) -> list[
     cmd += ["--proc", "/proc", "--dev", "/dev", "--size", str(limits.disk), "--tmpfs", "/dev/shm"]
     cmd += ["--size", str(limits.disk), "--tmpfs", "/tmp"]
     # After the /tmp tmpfs, not before: a checkout (and its venv) under /tmp, as in CI, would
-    # otherwise be hidden by it and the sandbox would find no Python.
+    # otherwise be hidden by it and the sandbox would find no Python. The repository's own
+    # path is an empty read-only folder (its venv bound inside), wherever it lives: under
+    # /tmp it would otherwise be a writable part of the private tmpfs.
+    cmd += ["--tmpfs", str(REPO)]
     for p in _python_paths():
         cmd += ["--ro-bind", p, p]
+    cmd += ["--remount-ro", str(REPO)]
     cmd += ["--size", str(limits.disk), "--tmpfs", HOME, "--dir", f"{HOME}/work"]
     cmd += [
         "--ro-bind",
