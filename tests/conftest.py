@@ -14,6 +14,16 @@ from bptt.rnn import init_params
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def make_problem(T, seed=0, *, B=3, D=5, H=4, V=6, scale=1.5):
+    """``(params, xs, h0, targets)`` of a seeded, awkward RNN problem (see the module docstring)."""
+    rng = np.random.default_rng(seed)
+    params = init_params(D, H, V, rng, scale=scale)
+    xs = rng.standard_normal((T, B, D))
+    h0 = rng.standard_normal((B, H))
+    targets = rng.integers(0, V, size=(T, B))
+    return params, xs, h0, targets
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)

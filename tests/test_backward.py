@@ -17,19 +17,12 @@ from bptt.backward import (
     rnn_step_backward,
 )
 from bptt.oracles import max_rel_error, torch_params, torch_rnn_from_params
-from bptt.rnn import init_params, rnn_forward, rnn_step_forward, sequence_loss
+from bptt.rnn import rnn_forward, rnn_step_forward, sequence_loss
+
+from conftest import make_problem
 
 TOL = 1e-10
 D, H, V, B = 5, 4, 6, 3
-
-
-def make_problem(T, seed=0):
-    rng = np.random.default_rng(seed)
-    params = init_params(D, H, V, rng, scale=1.5)
-    xs = rng.standard_normal((T, B, D))
-    h0 = rng.standard_normal((B, H))
-    targets = rng.integers(0, V, size=(T, B))
-    return params, xs, h0, targets
 
 
 def test_problem_weights_are_not_symmetric():

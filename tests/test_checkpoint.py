@@ -22,18 +22,15 @@ from bptt.graph import saved_bytes
 from bptt.oracles import max_rel_error, torch_rnn_from_params
 from bptt.rnn import init_params, rnn_forward
 
+from conftest import make_problem
+
 T, B, D, H, V = 11, 3, 5, 4, 6
 TOL = 1e-12
 
 
 @pytest.fixture
 def setup():
-    rng = np.random.default_rng(7)
-    params = init_params(D, H, V, rng, scale=1.5)
-    xs = rng.standard_normal((T, B, D))
-    h0 = rng.standard_normal((B, H))
-    targets = rng.integers(0, V, size=(T, B))
-    return params, xs, h0, targets
+    return make_problem(T, 7, B=B, D=D, H=H, V=V)
 
 
 def torch_setup(params, xs, h0, targets):

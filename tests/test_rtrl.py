@@ -21,18 +21,15 @@ from bptt.rtrl import (
     split_recurrent,
 )
 
+from conftest import make_problem
+
 T, B, D, H, V = 7, 3, 5, 4, 6
 TOL = 1e-12
 
 
 @pytest.fixture
 def setup():
-    rng = np.random.default_rng(3)
-    params = init_params(D, H, V, rng, scale=1.5)
-    xs = rng.standard_normal((T, B, D))
-    h0 = rng.standard_normal((B, H))
-    targets = rng.integers(0, V, size=(T, B))
-    return params, xs, h0, targets
+    return make_problem(T, 3, B=B, D=D, H=H, V=V)
 
 
 def test_rtrl_equals_bptt(setup):

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from bptt.backward import numerical_gradient
 from bptt.graph import graph_saved_bytes
 from bptt.oracles import max_rel_error, torch_rnn_from_params
-from bptt.rnn import init_params, log_softmax, rnn_forward, sequence_loss, softmax
+from bptt.rnn import log_softmax, rnn_forward, sequence_loss, softmax
 from bptt.truncated import (
     detach_state,
     echo_stream,
@@ -27,18 +27,11 @@ from bptt.truncated import (
     truncated_bptt_grads,
 )
 
+from conftest import make_problem
+
 TOL = 1e-10
 B, D, H, V = 3, 5, 4, 6
 KEYS = ("W_xh", "W_hh", "b_h", "W_hy", "b_y")
-
-
-def make_problem(T, seed=0):
-    rng = np.random.default_rng(seed)
-    params = init_params(D, H, V, rng, scale=1.5)
-    xs = rng.standard_normal((T, B, D))
-    h0 = rng.standard_normal((B, H))
-    targets = rng.integers(0, V, size=(T, B))
-    return params, xs, h0, targets
 
 
 def torch_model(params):

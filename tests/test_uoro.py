@@ -7,20 +7,16 @@ import pytest
 
 from bptt.backward import loss_and_grads
 from bptt.oracles import max_rel_error
-from bptt.rnn import init_params
 from bptt.uoro import uoro_grads
+
+from conftest import make_problem
 
 T, B, D, H, V = 2, 2, 3, 3, 4  # 2**(T*B*H) = 4096 sign patterns
 
 
 @pytest.fixture
 def setup():
-    rng = np.random.default_rng(5)
-    params = init_params(D, H, V, rng, scale=1.5)
-    xs = rng.standard_normal((T, B, D))
-    h0 = rng.standard_normal((B, H))
-    targets = rng.integers(0, V, size=(T, B))
-    return params, xs, h0, targets
+    return make_problem(T, 5, B=B, D=D, H=H, V=V)
 
 
 def all_sign_patterns():
