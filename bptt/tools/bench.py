@@ -168,7 +168,10 @@ def bench_make_test() -> dict:
     done = subprocess.run(
         ["make", "--no-print-directory", "test"], cwd=ROOT, capture_output=True, text=True
     )
-    return {"seconds": time.perf_counter() - start, "exit_code": done.returncode}
+    result = {"seconds": time.perf_counter() - start, "exit_code": done.returncode}
+    if done.returncode:  # keep the evidence: a failing run's time means little without it
+        result["output_tail"] = (done.stdout + done.stderr)[-4000:]
+    return result
 
 
 SECTIONS = {
@@ -292,7 +295,10 @@ def _render_book(s: dict) -> list[str]:
 
 
 def _render_make_test(s: dict) -> list[str]:
-    return ["## `make test`", "", f"Wall time {s['seconds']:.0f} s (exit code {s['exit_code']})."]
+    lines = ["## `make test`", "", f"Wall time {s['seconds']:.0f} s (exit code {s['exit_code']})."]
+    if "output_tail" in s:
+        lines += ["", "It failed; the end of its output:", "", "```", s["output_tail"], "```"]
+    return lines
 
 
 RENDERERS = {
