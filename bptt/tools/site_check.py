@@ -139,10 +139,14 @@ class Chromium:
         for domain in ("Page", "Runtime", "Log", "Network"):
             self.call(f"{domain}.enable")
         self.call("Fetch.enable", patterns=[{"urlPattern": "*"}])
+        self.viewport(900)
+
+    def viewport(self, height: int):
+        """A 1280-pixel-wide window of ``height`` pixels (a screenshot shows the window)."""
         self.call(
             "Emulation.setDeviceMetricsOverride",
             width=1280,
-            height=900,
+            height=height,
             deviceScaleFactor=1,
             mobile=False,
         )
@@ -256,23 +260,11 @@ class Chromium:
 
     def screenshot(self, path: Path, height: int):
         height = max(600, min(height, 16000))
-        self.call(
-            "Emulation.setDeviceMetricsOverride",
-            width=1280,
-            height=height,
-            deviceScaleFactor=1,
-            mobile=False,
-        )
+        self.viewport(height)
         shot = self.call("Page.captureScreenshot", format="png")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(base64.b64decode(shot["data"]))
-        self.call(
-            "Emulation.setDeviceMetricsOverride",
-            width=1280,
-            height=900,
-            deviceScaleFactor=1,
-            mobile=False,
-        )
+        self.viewport(900)
 
 
 def _serve(root: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
