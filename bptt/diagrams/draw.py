@@ -44,10 +44,10 @@ def node(ax, xy, label, kind="state", size=(0.9, 0.6), round_=True, fontsize=11,
 
 
 def arrow(ax, start, end, kind="forward", label=None, rad=0.0, dashed=False, lw=1.4, **text):
-    """An arrow from ``start`` to ``end`` (points or boxes), curved by ``rad``, optionally labelled."""
+    """An arrow from point ``start`` to point ``end``, curved by ``rad``, optionally labelled."""
     colour = PALETTE.get(kind, kind)
     patch = FancyArrowPatch(
-        start if isinstance(start, tuple) else None, end if isinstance(end, tuple) else None,
+        start, end,
         connectionstyle=f"arc3,rad={rad}", arrowstyle="-|>", mutation_scale=12, color=colour,
         linewidth=lw, linestyle="--" if dashed else "-", shrinkA=4, shrinkB=4,
     )  # fmt: skip
