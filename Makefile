@@ -19,11 +19,13 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 # would exit 0; --keep-going: report every problem, not just the first.
 STRICT := --all -W -n --keep-going
 
-.PHONY: help venv book test lint pytest book-strict chapter notebooks chromium check-site bench clean
+.PHONY: help venv lock fuzz book test lint pytest book-strict chapter notebooks chromium check-site bench clean
 
 help:
 	@echo "make book   build the executed book into _build/html (creates .venv on first use)"
 	@echo "make test   lint + pytest + a strict, fully re-executed book build"
+	@echo "make lock   regenerate requirements.lock (every package pinned) from requirements.txt"
+	@echo "make fuzz   the property tests with a wide, random search (make test's are fixed)"
 	@echo "make notebooks  regenerate the paired chapter notebooks (book/*.ipynb) for Colab/Binder"
 	@echo "make check-site  open every page in headless Chromium and check math, images, outputs, links"
 	@echo "make bench  measure build, tests, grading, numpy vs torch BPTT, memory: bench/report.md"
@@ -33,13 +35,35 @@ help:
 
 venv: $(STAMP)
 
-# Re-install only when the pins or the package metadata change.
-$(STAMP): requirements.txt pyproject.toml
+# Every installed package is pinned in requirements.lock, generated from the readable
+# requirements.txt by `make lock`. torch goes first, as the CPU build: from a wheel pip finds
+# locally (its find-links; no network), else from PyTorch's CPU index. The lock's own
+# `torch==2.13.0` line is then already satisfied, so pip never fetches PyPI's CUDA build.
+LOCK := requirements.lock
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+TORCH = $(shell sed -n 's/^torch==\([^ ]*\).*/torch==\1/p' $(LOCK))
+
+# Re-install only when the lock or the package metadata change.
+$(STAMP): $(LOCK) pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP) -r requirements.txt 2>&1 | sed "/is ignored: it is neither/d"
-	$(BIN)/python -c "import torch, jupyter_book, nbgrader"
+	$(PIP) "$$(grep '^pip==' $(LOCK))"
+	$(PIP) --no-index --no-deps "$(TORCH)" 2>/dev/null || $(PIP) --no-deps --index-url $(TORCH_INDEX) "$(TORCH)"
+	$(PIP) -r $(LOCK) 2>&1 | sed "/is ignored: it is neither/d"
+	$(BIN)/python -c "import torch, jupyter_book, nbgrader; assert not torch.version.cuda, 'torch must be the CPU build'"
 	$(PIP) --no-deps --no-build-isolation -e .
 	@touch $@
+
+# Regenerate the lock from requirements.txt. PyTorch's CPU index is asked only where pip finds
+# no local CPU wheel; the lock keeps torch's version without its local label (+cpu), so that
+# conda's CPU build satisfies it too (environment.yml installs the lock).
+lock:
+	@test -x $(BIN)/pip-compile || { echo "make lock needs the venv with pip-tools: run make venv first"; exit 2; }
+	$(PIP) --no-index --no-deps --dry-run "$$(grep '^torch==' requirements.txt)" >/dev/null 2>&1 \
+	  || extra="--extra-index-url $(TORCH_INDEX)"; \
+	$(BIN)/pip-compile --quiet --allow-unsafe --strip-extras --no-emit-index-url \
+	  --no-emit-find-links $${extra:+--pip-args "$$extra"} --output-file $(LOCK) requirements.txt \
+	  2>&1 | sed "/is ignored: it is neither/d"
+	sed -i 's/^torch==\([0-9.]*\)+cpu/torch==\1/' $(LOCK)
 
 # Cached build: only chapters whose source changed are re-executed.
 book: $(STAMP)
@@ -64,6 +88,10 @@ book-strict: $(STAMP)
 	$(BIN)/jupyter-book build $(BOOK) $(STRICT)
 
 test: lint pytest book-strict
+
+# The property tests, searching widely and at random (make test draws the same examples each run).
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -m hypothesis
 
 # For authors: build the whole book into _build/ch-<name>/ with its own
 # execution cache (so only changed chapters re-execute) and fail on any

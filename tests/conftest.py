@@ -4,14 +4,22 @@ Awkward on purpose: non-symmetric weights, B > 1, D != H != V and a non-zero
 h0, so that a transpose, a swapped axis or a forgotten initial state shows.
 """
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings
 
 from bptt.rnn import init_params
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# `make test` is deterministic: Hypothesis draws the same examples on every run, from no
+# database. `make fuzz` (HYPOTHESIS_PROFILE=fuzz) searches widely and at random.
+settings.register_profile("deterministic", derandomize=True, database=None, print_blob=True)
+settings.register_profile("fuzz", max_examples=3000, deadline=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 
 
 def make_problem(T, seed=0, *, B=3, D=5, H=4, V=6, scale=1.5):
