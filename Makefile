@@ -19,7 +19,7 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 # would exit 0; --keep-going: report every problem, not just the first.
 STRICT := --all -W -n --keep-going
 
-.PHONY: help venv lock fuzz book test lint pytest book-strict chapter notebooks chromium check-site bench clean
+.PHONY: help venv lock fuzz lessons book test lint pytest book-strict chapter notebooks chromium check-site bench clean
 
 help:
 	@echo "make book   build the executed book into _build/html (creates .venv on first use)"
@@ -87,7 +87,11 @@ book-strict: $(STAMP)
 	rm -rf $(BOOK)/_build/.jupyter_cache $(BOOK)/_build/.doctrees $(BOOK)/_build/html/reports
 	$(BIN)/jupyter-book build $(BOOK) $(STRICT)
 
-test: lint pytest book-strict
+test: lint pytest book-strict lessons
+
+# Every chapter of the strict build is a lesson within the limits of CONTRIBUTING.md.
+lessons: $(STAMP)
+	$(BIN)/python -m bptt.tools.lessons _build/html --check
 
 # The property tests, searching widely and at random (make test draws the same examples each run).
 fuzz: $(STAMP)

@@ -5,7 +5,13 @@ from pathlib import Path
 
 import pytest
 
-from bptt.tools.site_check import _launch_problems, _link_problems, main, pages
+from bptt.tools.site_check import (
+    _download_problems,
+    _launch_problems,
+    _link_problems,
+    main,
+    pages,
+)
 
 from conftest import ROOT
 
@@ -68,3 +74,17 @@ MATHJAX = ROOT / "_build" / "tools" / "mathjax"
 )
 def test_self_test_detects_every_problem():
     assert main(["--self-test", "--mathjax", str(Path(MATHJAX))]) == 0
+
+
+def test_the_ipynb_download_must_be_the_paired_notebook(tmp_path):
+    site, repo = make_site(tmp_path / "site"), tmp_path / "repo"
+    (site / "_sources" / "book").mkdir(parents=True)
+    (repo / "book").mkdir(parents=True)
+    (repo / "book" / "a.ipynb").write_text('{"paired": true}')
+    link = ORIGIN + "_sources/book/a.ipynb"
+    (site / "_sources" / "book" / "a.ipynb").write_text('{"myst-nb": "conversion"}')
+    assert "not the paired notebook" in _download_problems([link], ORIGIN, site, repo)[0]
+    (site / "_sources" / "book" / "a.ipynb").write_text('{"paired": true}')
+    assert _download_problems([link], ORIGIN, site, repo) == []
+    (repo / "book" / "a.ipynb").unlink()
+    assert "lacks" in _download_problems([link], ORIGIN, site, repo)[0]

@@ -103,11 +103,49 @@ PAGE_PROBE = r"""
                         .test(el.textContent))
       .map((el) => el.textContent.trim().slice(0, 120));
   const links = [...document.querySelectorAll("a[href]")].map((a) => a.href);
-  return {rawMath, untypeset, mathErrors, brokenImages, errorOutputs, links,
+  // A display equation wider than its box must sit in something that scrolls sideways.
+  const scrolls = (el) => {
+    for (let a = el; a && a !== document.body; a = a.parentElement) {
+      const o = getComputedStyle(a).overflowX;
+      if ((o === "auto" || o === "scroll") && a.scrollWidth > a.clientWidth) return true;
+    }
+    return false;
+  };
+  const clippedMath = [...document.querySelectorAll('mjx-container[display="true"]')]
+      .filter((el) => {
+        const math = el.firstElementChild || el;
+        const wide = math.getBoundingClientRect().width > el.parentElement.clientWidth + 1 ||
+                     math.getBoundingClientRect().right > window.innerWidth + 1;
+        return wide && !scrolls(math);
+      })
+      .map((el) => (el.getAttribute("aria-label") || el.textContent).trim().slice(0, 60));
+  return {rawMath, untypeset, mathErrors, brokenImages, errorOutputs, links, clippedMath,
           mathCount: document.querySelectorAll("mjx-container").length,
           height: Math.ceil(document.documentElement.scrollHeight)};
 })()
 """
+
+
+# At phone width: click the visible menu button, then count the chapter links a reader can see.
+PHONE_MENU = r"""
+(async () => {
+  const buttons = [...document.querySelectorAll(".primary-toggle")]
+      .filter((b) => b.offsetParent !== null);
+  if (!buttons.length) return {button: false, visible: 0};
+  buttons[0].click();
+  await new Promise((resolve) => setTimeout(resolve, 600));
+  const seen = [...document.querySelectorAll(".bd-sidebar-primary a, dialog a")].filter((a) => {
+    const r = a.getBoundingClientRect();
+    const inside = r.width > 0 && r.height > 0 && r.left >= 0 && r.top >= 0 &&
+                   r.right <= window.innerWidth + 1 && r.top < window.innerHeight;
+    if (!inside || getComputedStyle(a).visibility === "hidden") return false;
+    const top = document.elementFromPoint(r.left + Math.min(4, r.width / 2), r.top + r.height / 2);
+    return top !== null && (top === a || a.contains(top));  // not covered by something else
+  });
+  return {button: true, visible: seen.length};
+})()
+"""
+PHONE = (390, 844)  # an ordinary phone's viewport, in CSS pixels
 
 
 @dataclass
@@ -141,15 +179,30 @@ class Chromium:
         self.call("Fetch.enable", patterns=[{"urlPattern": "*"}])
         self.viewport(900)
 
-    def viewport(self, height: int):
-        """A 1280-pixel-wide window of ``height`` pixels (a screenshot shows the window)."""
+    def viewport(self, height: int, width: int = 1280, mobile: bool = False):
+        """A window of ``width`` x ``height`` pixels (a screenshot shows the window)."""
         self.call(
             "Emulation.setDeviceMetricsOverride",
-            width=1280,
+            width=width,
             height=height,
             deviceScaleFactor=1,
-            mobile=False,
+            mobile=mobile,
         )
+
+    def phone_problems(self, url: str) -> list[str]:
+        """What a reader on a phone meets: clipped equations, and a menu that does not open."""
+        self.viewport(PHONE[1], PHONE[0], mobile=True)
+        try:
+            probe = self.open(url)
+            menu = self.call(
+                "Runtime.evaluate", expression=PHONE_MENU, awaitPromise=True, returnByValue=True
+            )["result"]["value"]
+        finally:
+            self.viewport(900)
+        problems = [f"equation clipped at phone width: {m!r}" for m in probe["clippedMath"]]
+        if menu["button"] and menu["visible"] < 2:
+            problems.append("the menu does not open at phone width: no chapter link visible")
+        return problems
 
     def _wait_for_port(self) -> int:
         marker = self.profile / "DevToolsActivePort"
@@ -324,6 +377,22 @@ def _launch_problems(links: list[str], repo: Path | None) -> list[str]:
     return problems
 
 
+def _download_problems(links: list[str], origin: str, root: Path, repo: Path | None) -> list[str]:
+    """A chapter's ".ipynb" download must be its paired, runnable notebook from the repository."""
+    problems = []
+    for link in links:
+        if not link.startswith(origin) or not link.endswith(".ipynb") or "/_sources/" not in link:
+            continue
+        served = root / unquote(urlparse(link).path).lstrip("/")
+        page = served.relative_to(root / "_sources")
+        paired = (repo / page) if repo else None
+        if paired is None or not paired.is_file():
+            problems.append(f"downloads {page}, which the repository lacks as a paired notebook")
+        elif not served.is_file() or served.read_bytes() != paired.read_bytes():
+            problems.append(f"the .ipynb download is not the paired notebook {page}")
+    return problems
+
+
 def pages(root: Path) -> list[Path]:
     """Every HTML page a reader can reach, not theme assets or generated indexes."""
     found = sorted(root.rglob("*.html"))
@@ -366,6 +435,9 @@ def check_site(
             report.problems += browser.console_errors()
             report.problems += _link_problems(probe["links"], origin, root, anchor_cache)
             report.problems += _launch_problems(probe["links"], repo)
+            report.problems += _download_problems(probe["links"], origin, root, repo)
+            report.problems += [f"equation clipped: {m!r}" for m in probe["clippedMath"]]
+            report.problems += browser.phone_problems(origin + name)
             shot = out / (name.removesuffix(".html") + ".png")
             browser.screenshot(shot, probe["height"])
             report.screenshot = str(shot)
@@ -409,6 +481,11 @@ FIXTURES = {
     "bad_external.html": '<img src="https://example.invalid/x.png" alt="">',
     "bad_launch.html": '<a href="https://colab.research.google.com/github/o/r/blob/main/'
     'book/page.md">Colab</a>',
+    "bad_wide_math.html": '<div style="overflow:hidden;width:300px"><div class="math">'
+    "\\[" + "+".join(f"x_{{{i}}}" for i in range(60)) + "\\]</div></div>",
+    "bad_menu.html": '<button class="primary-toggle">menu</button>'
+    '<div class="bd-sidebar-primary" style="display:none"><a href="good.html">1</a>'
+    '<a href="good.html">2</a></div>',
 }
 EXPECTED = {
     "bad_math.html": ("raw TeX", "MathJax error"),
@@ -418,6 +495,8 @@ EXPECTED = {
     "bad_link.html": ("broken link: nowhere.html", "broken anchor: good.html#nope"),
     "bad_external.html": ("requests an external resource",),
     "bad_launch.html": ("not a notebook",),
+    "bad_wide_math.html": ("equation clipped:", "equation clipped at phone width"),
+    "bad_menu.html": ("menu does not open",),
 }
 
 
