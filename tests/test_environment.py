@@ -1,4 +1,4 @@
-"""The pins: requirements.txt (direct), requirements.lock (everything), environment.yml and the venv."""
+"""The pins: requirements.txt, requirements.lock, environment.yml and the venv agree."""
 
 import sys
 from importlib.metadata import distributions, version
