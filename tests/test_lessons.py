@@ -7,7 +7,7 @@ from conftest import ROOT
 LESSON = """<html><body><article>
 <div class="admonition objectives"><p class="admonition-title">What you will learn</p>
 <p>Derive it.</p></div>
-<h2>Summary</h2>
+<h2>4.7. Summary<a class="headerlink">#</a></h2>
 <div class="admonition question"><p>Why is the sky blue?</p>
 <details class="sd-dropdown"><summary>Answer</summary><p>Light scatters.</p></details></div>
 <div class="cell"><div class="cell_input"><div class="highlight"><pre>a = 1

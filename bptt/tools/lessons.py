@@ -120,7 +120,10 @@ def measure_page(html: str) -> dict:
     solutions = article.select("div.solution")
     questions = article.select("div.question")
     images = article.select("img")
-    headings = [h.get_text(" ", strip=True).rstrip("#") for h in article.select("h2")]
+    # Numbered chapters render "4.7. Summary #": drop the number and the anchor sign.
+    headings = [
+        re.sub(r"^[\d.]+\s*|\s*#$", "", h.get_text(" ", strip=True)) for h in article.select("h2")
+    ]
     return {
         "objectives": bool(article.select("div.objectives")),
         "summary": any(h.startswith("Summary") for h in headings),
