@@ -41,7 +41,7 @@ def chain_norms(T: int, factor: float) -> np.ndarray:
 
 
 def arc_widths(norms, lo: float, hi: float) -> np.ndarray:
-    """Line widths growing linearly with ``log(norms)``, from LW_MIN at ``lo`` to LW_MAX at ``hi``."""
+    """Line widths affine in ``log(norms)``: LW_MIN at log-norm ``lo``, LW_MAX at ``hi``."""
     logs = np.log(np.asarray(norms, dtype=float))
     if hi <= lo:
         return np.full(logs.shape, (LW_MIN + LW_MAX) / 2)
@@ -77,7 +77,7 @@ def draw_jacobian_chain(T: int = 6, rows=DEFAULT_ROWS):
             r"$J_t = \mathrm{diag}(1 - h_t^2)\, W_{hh}$",
             ha="center", va="center", fontsize=11)  # fmt: skip
 
-    for r, ((title, _), row_norms) in enumerate(zip(rows, norms)):
+    for r, ((title, _), row_norms) in enumerate(zip(rows, norms, strict=True)):
         y = height - 1.5 - ROW_HEIGHT * r
         ax.text(0.15, y + 0.55, title, ha="left", va="bottom", fontsize=10, style="italic")
         xs = [x0 + DX * (t - 1) for t in range(1, T + 2)]  # h_1 .. h_T, then L_T
@@ -103,6 +103,6 @@ def draw_jacobian_chain(T: int = 6, rows=DEFAULT_ROWS):
             if t < T:
                 ax.text((xs[t] + xs[t - 1]) / 2, y - 0.78, f"$J_{{{t + 1}}}^\\top$",
                         ha="center", va="top", fontsize=9, color=PALETTE["backward"])  # fmt: skip
-    ax.text(0.15, 0.15, r"under each state: $\|\delta_t\|$;  arc width grows with $\log\|\delta_t\|$",
-            ha="left", va="bottom", fontsize=9, color=PALETTE["backward"])  # fmt: skip
+    key = r"under each state: $\|\delta_t\|$;  arc width grows with $\log\|\delta_t\|$"
+    ax.text(0.15, 0.15, key, ha="left", va="bottom", fontsize=9, color=PALETTE["backward"])
     return fig
