@@ -1,15 +1,15 @@
 """How gradients flow back through time: Jacobian products and per-step gradient norms.
 
-The state Jacobian of one step of ``h_{k+1} = tanh(W_xh x_{k+1} + W_hh h_k + b_h)`` is
+The state Jacobian of step t of ``h_t = tanh(W_xh x_t + W_hh h_{t-1} + b_h)`` is
 
-    dh_{k+1}/dh_k = diag(1 - h_{k+1}**2) W_hh            (H, H), one per batch row,
+    J_t = dh_t/dh_{t-1} = diag(1 - h_t**2) W_hh            (H, H), one per batch row,
 
-and the Jacobian across many steps is their product, latest step on the left:
+and the Jacobian across a lag of s = T - t steps is their product, latest step on the left:
 
-    dh_T/dh_t = J_{T-1} J_{T-2} ... J_t,   J_k = dh_{k+1}/dh_k.
+    dh_T/dh_t = J_T J_{T-1} ... J_{t+1}.
 
-Indexing follows ``bptt.rnn.rnn_forward``: ``hs[k]`` is h_{k+1}, and h_0 is
-the given initial state.
+Indexing follows ``bptt.rnn.rnn_forward``: ``hs[t - 1]`` is h_t, and h_0 is the given
+initial state, so ``jacobians[t - 1]`` is J_t.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ def tanh_jacobians(hs, W_hh) -> np.ndarray:
     """Per-step state Jacobians of a tanh RNN.
 
     hs: (T, B, H) states from ``rnn_forward``; W_hh: (H, H).
-    Returns (T, B, H, H) with ``out[k, b] = diag(1 - hs[k, b]**2) @ W_hh``,
-    the Jacobian dh_{k+1}/dh_k of batch row b.
+    Returns (T, B, H, H) with ``out[t - 1, b] = diag(1 - hs[t - 1, b]**2) @ W_hh``,
+    the Jacobian J_t = dh_t/dh_{t-1} of batch row b.
     """
     dims: dict[str, int] = {}
     hs = check_array("hs", hs, "T B H", dims)
@@ -39,8 +39,8 @@ def tanh_jacobians(hs, W_hh) -> np.ndarray:
 def jacobian_products(jacobians) -> np.ndarray:
     """All the long-range Jacobians dh_T/dh_t, t = 0..T, from the per-step ones.
 
-    jacobians: (T, B, H, H), ``jacobians[k]`` = dh_{k+1}/dh_k.
-    Returns (T + 1, B, H, H) with ``out[t]`` = dh_T/dh_t = J_{T-1} ... J_t
+    jacobians: (T, B, H, H), ``jacobians[t - 1]`` = J_t = dh_t/dh_{t-1}.
+    Returns (T + 1, B, H, H) with ``out[t]`` = dh_T/dh_t = J_T ... J_{t+1}
     and ``out[T]`` the identity. Built from the end backwards, one matrix
     product per step, as backpropagation itself would.
     """
@@ -52,7 +52,7 @@ def jacobian_products(jacobians) -> np.ndarray:
     out = np.empty((T + 1, B, H, H), dtype=np.result_type(jacobians, 0.0))
     out[T] = np.eye(H)
     for t in reversed(range(T)):
-        out[t] = out[t + 1] @ jacobians[t]  # dh_T/dh_t = dh_T/dh_{t+1} . dh_{t+1}/dh_t
+        out[t] = out[t + 1] @ jacobians[t]  # dh_T/dh_t = dh_T/dh_{t+1} J_{t+1}
     return out
 
 
@@ -88,12 +88,10 @@ def hidden_grad_norms(
     (zeros). Returns (T,) array, entry t-1 the Frobenius norm over the batch
     of dL/dh_t.
 
-    ``nn.RNN`` run on the whole sequence builds its own states inside and
-    returns a *stack* of them, whose gradient holds only each step's direct
-    share of the loss. Running it one step at a time and feeding each step's
-    output back in makes h_t one tensor on both paths (to its loss and to
-    h_{t+1}), so autograd's gradient w.r.t. it is the total one. ``autograd.grad``
-    leaves the parameters' ``.grad`` untouched.
+    ``nn.RNN`` run on the whole sequence returns a *stack* of its states, whose
+    gradient holds only each step's direct share. Run one step at a time, h_t is
+    one tensor on both its paths (to its loss and to h_{t+1}), so its gradient is
+    the total one. ``autograd.grad`` leaves the parameters' ``.grad`` untouched.
     """
     if not isinstance(rnn, torch.nn.RNN) or rnn.num_layers != 1 or rnn.batch_first:
         raise ValueError("rnn must be a one-layer, sequence-first torch.nn.RNN")
