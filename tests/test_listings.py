@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from bptt import listings
 
@@ -71,3 +72,26 @@ def test_load_refuses_an_unknown_listing_and_names_missing_globals():
     train_rnn = listings.load(2)["train_rnn"]  # defines fine; its helpers do not exist
     with pytest.raises(NameError, match="initialize_hidden_state"):
         train_rnn(None, [], 0.1)
+
+
+def test_listing_4_on_logits_is_the_gradient_of_the_squared_error():
+    """What the errata table says: bptt_manual, fed logits, differentiates 1/2 ||z_t - e_t||^2."""
+
+    bptt_manual = listings.load(4, torch=torch)["bptt_manual"]
+    gen = torch.Generator().manual_seed(0)
+    T, D, H, V = 5, 3, 4, 6
+    W_xh, W_hh, W_hy = (torch.randn(*s, generator=gen, dtype=torch.float64, requires_grad=True)
+                        for s in ((H, D), (H, H), (V, H)))  # fmt: skip
+    b = torch.randn(H, generator=gen, dtype=torch.float64)
+    xs = list(torch.randn(T, D, generator=gen, dtype=torch.float64))
+    targets = list(torch.eye(V, dtype=torch.float64)[torch.randint(0, V, (T,), generator=gen)])
+    hs = [torch.randn(H, generator=gen, dtype=torch.float64)]
+    for x in xs:
+        hs.append(torch.tanh(W_hh @ hs[-1] + W_xh @ x + b))
+    ys = [W_hy @ h for h in hs[1:]]  # the derivation's model: y_t = W_hy h_t, a logit
+    loss = sum(0.5 * ((y - e) ** 2).sum() for y, e in zip(ys, targets, strict=True))
+    expected = torch.autograd.grad(loss, (W_xh, W_hh, W_hy))
+    with torch.no_grad():
+        got = bptt_manual(xs, hs, ys, targets, W_xh, W_hh, W_hy)
+    for g, e in zip(got, expected, strict=True):
+        torch.testing.assert_close(g, e, rtol=1e-12, atol=1e-12)
