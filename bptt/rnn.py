@@ -1,11 +1,14 @@
 """The forward pass of a tanh RNN with a softmax output, batched, in numpy.
 
-Notation (see the preface's table): inputs ``xs`` are ``(T, B, D)``, states
-``(B, H)``, weights are stored ``(out, in)`` as PyTorch stores them, so a
-batch of row vectors is multiplied by the transpose:
+Notation (the book's appendix "Notation"): inputs ``xs`` are ``(T, B, D)``,
+states ``(B, H)``, weights are stored ``(out, in)`` as PyTorch stores them, so
+a batch of row vectors is multiplied by the transpose:
 
     h_t = tanh(x_t W_xh^T + h_{t-1} W_hh^T + b_h)
     z_t = h_t W_hy^T + b_y,   y_t = softmax(z_t)
+
+The math counts steps t = 1..T, the code from 0: ``xs[t-1]`` is x_t and
+``hs[t-1]`` is h_t, the state after reading ``xs[t-1]``; h_0 is ``h0``.
 """
 
 from __future__ import annotations
@@ -74,7 +77,8 @@ def rnn_forward(xs, h0, W_xh, W_hh, b_h):
     """Run the RNN over a sequence.
 
     xs: (T, B, D), h0: (B, H) -> hs: (T, B, H), where ``hs[t]`` is the state
-    after reading ``xs[t]`` (``h0`` itself is not included).
+    after reading ``xs[t]``: h_{t+1} in the book's 1-based notation, so
+    ``hs[t-1]`` is h_t. ``h0`` itself is not included.
     """
     dims: dict[str, int] = {}
     xs = check_array("xs", xs, "T B D", dims)

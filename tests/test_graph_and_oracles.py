@@ -8,7 +8,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from bptt.graph import draw_unrolled, graph_size, saved_bytes  # noqa: E402
+from bptt.graph import graph_size, saved_bytes  # noqa: E402
 from bptt.oracles import max_rel_error, torch_params, torch_rnn_from_params  # noqa: E402
 
 
@@ -37,16 +37,6 @@ def test_saved_bytes_grows_linearly_with_steps():
     # Each step saves its tanh output (4 x 8 float32 = 128 bytes), which the
     # next step's matmul reuses: counted once.
     np.testing.assert_array_equal(per_step, 128)
-
-
-def test_draw_unrolled_draws_every_step():
-    ax = draw_unrolled(3)
-    labels = {t.get_text() for t in ax.texts}
-    assert {"$x_1$", "$x_3$", "$h_0$", "$h_3$", "$L_3$"} <= labels
-    only_last = {t.get_text() for t in draw_unrolled(3, last_step_loss=True).texts}
-    assert "$L_3$" in only_last and "$L_1$" not in only_last
-    with pytest.raises(ValueError, match="T must be a positive integer"):
-        draw_unrolled(0)
 
 
 def test_max_rel_error():
