@@ -42,6 +42,7 @@ def test_draws_ball_box_and_three_arrows():
     assert colours == expected
     texts = " ".join(t.get_text() for t in ax.texts)
     assert "global norm" in texts and "value" in texts and "cos = 1.00" in texts
+    assert "ball ‖G‖ ≤ 1" in texts and "box |G₁|, |G₂| ≤ 1" in texts
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert labels[1].startswith("clipped by global norm") and labels[2].endswith("turned")
     plt.close(fig)

@@ -1,9 +1,10 @@
 """Global-norm clipping against value clipping, drawn in two dimensions.
 
-A gradient ``g`` longer than ``max_norm`` is clipped two ways. Global-norm clipping moves its tip
-along the ray through ``g`` back onto the circle of radius ``max_norm``: same direction, shorter.
-Value clipping clamps each coordinate to ``[-max_norm, max_norm]``, so the tip lands on the
-square's boundary and the arrow turns. The vectors come from ``bptt.clipping`` itself.
+A gradient ``g`` (the chapter's $G$) longer than ``max_norm`` is clipped two ways. Global-norm
+clipping moves its tip along the ray through ``g`` back onto the circle of radius ``max_norm``:
+same direction, shorter. Value clipping clamps each coordinate to ``[-max_norm, max_norm]``, so
+the tip lands on the square's boundary and the arrow turns. The vectors come from
+``bptt.clipping`` itself.
 """
 
 from __future__ import annotations
@@ -57,9 +58,9 @@ def draw_clip_geometry(g=(2.4, 1.0), max_norm: float = 1.0, unit: float = 1.5):
     )
     ax.plot(*origin, "o", color=PALETTE["forward"], ms=3)
     ax.text(origin[0] - 0.1, origin[1] - 0.25, "0", ha="right", fontsize=10)
-    ax.text(origin[0], origin[1] - r + 0.15, f"ball ‖g‖ ≤ {max_norm:g}", ha="center",
+    ax.text(origin[0], origin[1] - r + 0.15, f"ball ‖G‖ ≤ {max_norm:g}", ha="center",
             va="bottom", fontsize=9, color="0.45")  # fmt: skip
-    ax.text(origin[0], origin[1] - r - 0.12, f"box |g₁|, |g₂| ≤ {max_norm:g}", ha="center",
+    ax.text(origin[0], origin[1] - r - 0.12, f"box |G₁|, |G₂| ≤ {max_norm:g}", ha="center",
             va="top", fontsize=9, color="0.45")  # fmt: skip
 
     # Where each clip moves the tip of g: along the ray (norm) or straight to the box (value).
@@ -72,7 +73,7 @@ def draw_clip_geometry(g=(2.4, 1.0), max_norm: float = 1.0, unit: float = 1.5):
     arrow(ax, at((0, 0)), at(v["value"]), kind="forward", lw=2.2)
 
     tip = at(v["g"])
-    ax.text(tip[0] + 0.1, tip[1], "g", color=PALETTE["backward"], fontsize=12, va="center")
+    ax.text(tip[0] + 0.1, tip[1], "G", color=PALETTE["backward"], fontsize=12, va="center")
     gx, gy = at(v["global"])
     ax.text(gx + 0.12, gy - 0.22, f"global norm\ncos = {v['cos_global']:.2f}",
             color=PALETTE["second"], fontsize=9, va="top")  # fmt: skip
@@ -81,7 +82,7 @@ def draw_clip_geometry(g=(2.4, 1.0), max_norm: float = 1.0, unit: float = 1.5):
             color=PALETTE["forward"], fontsize=9, va="bottom", ha="right")  # fmt: skip
     legend(
         ax,
-        [("backward", "gradient g"), ("second", "clipped by global norm: same direction"),
+        [("backward", "gradient G"), ("second", "clipped by global norm: same direction"),
          ("forward", "clipped by value: turned")],
         loc="lower right",
     )  # fmt: skip
