@@ -4,7 +4,9 @@ Three ways to bound an update, from the one that keeps its direction to the
 ones that do not:
 
 - ``clip_grad_norm``: one factor for all gradients together (Pascanu et al.
-  2013, algorithm 1); the semantics of ``torch.nn.utils.clip_grad_norm_``.
+  2013, algorithm 1). On finite gradients it is ``torch.nn.utils.clip_grad_norm_``;
+  on a NaN or infinite norm it raises, as torch does only with
+  ``error_if_nonfinite=True`` (torch's default clips with a NaN or zero factor).
 - ``clip_per_tensor_norm``: one factor per array.
 - ``clip_grad_value``: clamp every entry to ``[-clip_value, clip_value]``;
   the semantics of ``torch.nn.utils.clip_grad_value_``.
@@ -78,7 +80,9 @@ def clip_grad_norm(grads, max_norm, eps: float = 1e-6) -> float:
     when that factor is below 1 (Pascanu et al. 2013, algorithm 1, with the eps
     of ``torch.nn.utils.clip_grad_norm_``). Returns the global norm *before*
     clipping. A NaN or infinite norm raises ``FloatingPointError`` and leaves
-    the arrays as they were: there is no direction to keep.
+    the arrays as they were: there is no direction to keep. That is torch's
+    ``error_if_nonfinite=True`` (which raises ``RuntimeError``), not its
+    default. Entries whose squares overflow (1e200) still get their true norm.
     """
     grads = _check_grads(grads)
     max_norm = _check_threshold("max_norm", max_norm)
