@@ -32,6 +32,21 @@ def default_segment(T: int) -> int:
     return math.isqrt(check_positive_int("T", T) - 1) + 1
 
 
+def checkpoint_schedule(T: int, segment: int) -> list[tuple[int, int, int]]:
+    """The backward pass's plan: ``(i, start, stop)`` for each segment, last segment first.
+
+    Segment ``i`` covers the 0-based steps ``start .. stop - 1``, i.e. the
+    states ``h_{start+1} .. h_stop`` in the 1-based notation of the book. Its
+    checkpoint is ``h_start`` (``h_0`` for the first segment), stored by the
+    forward pass; the backward pass recomputes ``h_{start+1} .. h_stop`` from it,
+    then back-propagates through them. ``checkpointed_grads`` follows this plan,
+    and the book's diagram is drawn from it.
+    ``checkpoint_schedule(7, 3) == [(2, 6, 7), (1, 3, 6), (0, 0, 3)]``.
+    """
+    chunks = tbptt_chunks(T, segment)
+    return [(i, *chunks[i]) for i in reversed(range(len(chunks)))]
+
+
 def checkpoint_states(xs, h0, W_xh, W_hh, b_h, segment: int):
     """Forward pass that keeps only the state entering each segment.
 
@@ -69,9 +84,7 @@ def checkpointed_grads(params: dict, xs, h0, targets, segment: int | None = None
     saved = checkpoint_states(xs, h0, p["W_xh"], p["W_hh"], p["b_h"], segment)
     grads = {key: np.zeros(np.shape(p[key])) for key in GRAD_KEYS}
     loss, dh_next = 0.0, np.zeros(h0.shape)
-    chunks = tbptt_chunks(dims["T"], segment)
-    for i in reversed(range(len(chunks))):
-        start, stop = chunks[i]
+    for i, start, stop in checkpoint_schedule(dims["T"], segment):
         x, h_in = xs[start:stop], saved[i]
         hs = rnn_forward(x, h_in, p["W_xh"], p["W_hh"], p["b_h"])  # the recomputation
         seg_loss, dhs, dW_hy, db_y = output_backward(hs, p["W_hy"], p["b_y"], targets[start:stop])

@@ -8,7 +8,9 @@ counts every array the computation allocates (states, logits, gradients,
 temporaries) and nothing that existed before (the inputs, the parameters).
 The two are measured in separate runs, because tracing slows Python down.
 
-``measure`` and ``measure_strategies`` are what ``make bench`` calls.
+``measure`` and ``measure_strategies`` are what ``make bench`` calls; ``flops_per_step``,
+``phase_fns``, ``sweep``, ``exponent_table``, ``fit_segment_memory`` and ``strategy_table``
+assemble the measurements of the chapter "What BPTT costs".
 """
 
 from __future__ import annotations
@@ -22,10 +24,10 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from bptt.backward import loss_and_grads
+from bptt.backward import loss_and_grads, output_backward, rnn_backward
 from bptt.checkpoint import checkpointed_grads
 from bptt.checks import check_positive_int
-from bptt.rnn import init_params
+from bptt.rnn import init_params, rnn_forward
 from bptt.truncated import truncated_bptt_grads
 
 STRATEGIES = ("full", "truncated", "checkpointed")
@@ -234,3 +236,107 @@ def measure(strategy: str, T: int, **kwargs) -> dict:
         "seconds": row[f"{strategy}_seconds"],
         "peak_bytes": int(round(row[f"{strategy}_peak_MiB"] * 2**20)),
     }
+
+
+def flops_per_step(B: int, D: int, H: int, V: int) -> dict[str, int]:
+    """Floating-point operations of one time step's matrix products (a multiply-add counts 2).
+
+    ``forward``: ``x W_xh^T``, ``h W_hh^T`` and the output layer ``h W_hy^T``,
+    ``2B(HD + H^2 + HV)``. ``backward``: twice that, one product for the gradient
+    flowing to each product's input and one for its weight. ``total``: their sum.
+    Elementwise work (``tanh``, softmax) is not counted.
+    """
+    for name, value in {"B": B, "D": D, "H": H, "V": V}.items():
+        check_positive_int(name, value)
+    forward = 2 * B * (H * D + H * H + H * V)
+    return {"forward": forward, "backward": 2 * forward, "total": 3 * forward}
+
+
+def phase_fns(T: int, H: int, B: int = 16, D: int = 16, V: int = 16, seed: int = 0):
+    """The phases of one random problem as no-argument functions, for timing.
+
+    ``forward``: ``rnn_forward`` (keeping every state); ``backward``: the output
+    layer's and ``rnn_backward``'s gradients from the stored states; ``total``:
+    ``loss_and_grads``, both together.
+    """
+    p, xs, h0, targets = make_problem(T, B, D, H, V, seed)
+    W = p["W_xh"], p["W_hh"], p["b_h"]
+    hs = rnn_forward(xs, h0, *W)
+
+    def backward():
+        _, dhs, _, _ = output_backward(hs, p["W_hy"], p["b_y"], targets)
+        return rnn_backward(dhs, xs, h0, hs, p["W_xh"], p["W_hh"])
+
+    return {
+        "forward": lambda: rnn_forward(xs, h0, *W),
+        "backward": backward,
+        "total": lambda: loss_and_grads(p, xs, h0, targets),
+    }
+
+
+def sweep(sizes, make, repeats: int = 3, min_seconds: float = 0.005, clock=time.process_time):
+    """One row per size: ``size, forward s, backward s, total s, peak bytes of total``.
+
+    ``make(size)`` returns the functions of ``phase_fns``; times are
+    ``best_times`` (interleaved, best of ``repeats``), the memory ``peak_bytes``.
+    Returns an array of shape ``(len(sizes), 5)``.
+    """
+    rows = []
+    for size in sizes:
+        fns = make(size)
+        t = best_times(fns, repeats=repeats, min_seconds=min_seconds, clock=clock)
+        rows.append([size, t["forward"], t["backward"], t["total"], peak_bytes(fns["total"])])
+    return np.array(rows, dtype=float)
+
+
+def exponent_table(by_T, by_H, large: float = 128) -> dict[str, dict[str, float]]:
+    """Fitted exponents of the columns of two ``sweep`` tables.
+
+    Returns ``{column: {"T": e, "H": e, "H_large": e}}`` for the columns
+    ``forward, backward, total, memory``; ``H_large`` fits only the sizes ``>= large``.
+    """
+    by_T, by_H = np.asarray(by_T, dtype=float), np.asarray(by_H, dtype=float)
+    big = by_H[:, 0] >= large
+    out = {}
+    for j, name in enumerate(("forward", "backward", "total", "memory"), start=1):
+        out[name] = {
+            "T": fit_exponent(by_T[:, 0], by_T[:, j]),
+            "H": fit_exponent(by_H[:, 0], by_H[:, j]),
+            "H_large": fit_exponent(by_H[big, 0], by_H[big, j]),
+        }
+    return out
+
+
+def fit_segment_memory(T: int, segments, peaks) -> dict[str, float]:
+    """Least-squares fit of ``M(k) = a T/k + b k + m0`` to peak memories of checkpointed BPTT.
+
+    ``a``: memory of one checkpoint, ``b``: of one step of a segment, ``m0``:
+    what does not depend on ``k``. Returns ``a, b, m0`` and the minimiser
+    ``k_star = sqrt(a T / b)``.
+    """
+    ks = np.asarray(segments, dtype=float)
+    peaks = np.asarray(peaks, dtype=float)
+    if ks.shape != peaks.shape or ks.ndim != 1 or len(ks) < 3:
+        raise ValueError(f"need >= 3 segments and as many peaks, got {ks.shape}, {peaks.shape}")
+    design = np.stack([T / ks, ks, np.ones_like(ks)], axis=1)
+    (a, b, m0), *_ = np.linalg.lstsq(design, peaks, rcond=None)
+    return {"a": float(a), "b": float(b), "m0": float(m0), "k_star": float(np.sqrt(a * T / b))}
+
+
+def strategy_table(T_list, **kwargs) -> dict[str, np.ndarray]:
+    """``measure_strategies`` at each ``T``, as arrays.
+
+    Returns ``T``, ``<strategy>_MiB`` and ``<strategy>_seconds`` for each strategy,
+    and ``saved`` and ``overhead`` (checkpointed against full), one entry per ``T``.
+    Keyword arguments go to ``measure_strategies``.
+    """
+    rows = [measure_strategies(T, **kwargs) for T in T_list]
+    strategies = kwargs.get("strategies", STRATEGIES)
+    out = {"T": np.array(T_list)}
+    for s in strategies:
+        out[f"{s}_MiB"] = np.array([r[f"{s}_peak_MiB"] for r in rows])
+        out[f"{s}_seconds"] = np.array([r[f"{s}_seconds"] for r in rows])
+    if "full" in strategies and "checkpointed" in strategies:
+        out["saved"] = np.array([r["checkpointed_memory_saved"] for r in rows])
+        out["overhead"] = np.array([r["checkpointed_time_overhead"] for r in rows])
+    return out

@@ -5,13 +5,13 @@ The recurrent parameters are gathered, in this order, in one vector
 RTRL carries, alongside each state, its *sensitivity* ``P_t = dh_t/dtheta``
 (H x n per sequence) and updates it with the state:
 
-    a_t = x_t W_xh^T + h_{t-1} W_hh^T + b_h,   h_t = tanh(a_t),   D_t = diag(1 - h_t**2)
-    P_t = D_t (d+a_t/dtheta + W_hh P_{t-1}),   P_0 = 0  (h_0 does not depend on theta)
+    a_t = x_t W_xh^T + h_{t-1} W_hh^T + b_h,   h_t = tanh(a_t)
+    P_t = diag(1 - h_t**2) (d+a_t/dtheta + W_hh P_{t-1}),   P_0 = 0  (h_0 does not depend on theta)
 
 where ``d+a_t/dtheta`` is the immediate derivative, with ``h_{t-1}`` held
 fixed: row k is ``x_t`` in the slot of ``W_xh[k, :]``, ``h_{t-1}`` in the slot
 of ``W_hh[k, :]`` and 1 in the slot of ``b_h[k]``. The gradient of the loss at
-step t is then available at step t, ``dL_t/dtheta = dL_t/dh_t P_t``: no past
+step t is then available at step t, ``dL_t/dtheta = P_t^T dL_t/dh_t``: no past
 state has to be stored, at the price of an H x H times H x n product per step.
 Batched arrays carry the batch first: sensitivities are ``(B, H, n)``.
 """
@@ -87,7 +87,7 @@ def rtrl_step(x, h_prev, P_prev, W_xh, W_hh, b_h):
     block["W_xh"][:, units, units, :] += x[:, None, :]
     block["W_hh"][:, units, units, :] += h_prev[:, None, :]
     block["b_h"][:, units, units] += 1.0
-    P *= (1.0 - h**2)[:, :, None]  # D_t: through the tanh
+    P *= (1.0 - h**2)[:, :, None]  # diag(1 - h_t^2): through the tanh
     return h, P
 
 
@@ -117,7 +117,7 @@ def rtrl_online(params: dict, xs, h0, targets):
     for t in range(dims["T"]):
         h, P = rtrl_step(xs[t], h, P, p["W_xh"], p["W_hh"], p["b_h"])
         loss_t, dh, dW_hy, db_y = output_backward(h[None], p["W_hy"], p["b_y"], targets[t : t + 1])
-        # dL_t/dtheta = sum over the batch and the units of dL_t/dh_t[b, k] P_t[b, k, :].
+        # dL_t/dtheta = P_t^T dL_t/dh_t, summed over the batch: sum_bk dh[b, k] P_t[b, k, :].
         dtheta = np.einsum("bk,bkn->n", dh[0], P)
         grads = split_recurrent(dtheta, dims["D"], dims["H"])
         grads.update(W_hy=dW_hy, b_y=db_y)
@@ -136,3 +136,39 @@ def rtrl_grads(params: dict, xs, h0, targets):
         for key, g in grads_t.items():
             grads[key] += g
     return loss, grads
+
+
+def rtrl_step_flops(B: int, D: int, H: int) -> int:
+    """Operations of RTRL's dominant product per step: ``W_hh P_{t-1}``, (H, H) @ (H, n), B times.
+
+    A multiply-add counts 2: ``2 B H^2 n`` with ``n = H(H + D + 1)``, i.e. O(H^4). Compare with
+    ``bptt.cost.flops_per_step`` for a step of BPTT, O(H^2).
+    """
+    return 2 * B * H * H * n_recurrent(D, H)
+
+
+def per_step_seconds(H_list, T: int = 64, B: int = 2, D: int = 8, V: int = 8, repeats: int = 2):
+    """CPU seconds per time step of BPTT and of RTRL, one row ``(H, bptt, rtrl)`` per ``H``.
+
+    BPTT (``loss_and_grads``) runs ``T`` steps; RTRL runs ``T (8/H)^2`` steps, at least 2 and
+    at most ``T``, so that large ``H`` stays quick. Both with one BLAS thread,
+    ``bptt.cost.best_times`` on ``time.process_time``.
+    """
+    import time
+
+    from bptt.backward import loss_and_grads
+    from bptt.cost import best_times, blas_threads, make_problem
+
+    rows = []
+    with blas_threads(1):
+        for H in H_list:
+            problem = make_problem(T, B, D, H, V)
+            Tr = int(np.clip(T * (8 / H) ** 2, 2, T))  # fewer RTRL steps for large H
+            short = (problem[0], problem[1][:Tr], problem[2], problem[3][:Tr])
+            fns = {
+                "bptt": lambda p=problem: loss_and_grads(*p),
+                "rtrl": lambda s=short: rtrl_grads(*s),
+            }
+            t = best_times(fns, repeats=repeats, min_seconds=0.01, clock=time.process_time)
+            rows.append((H, t["bptt"] / T, t["rtrl"] / Tr))
+    return np.array(rows, dtype=float)

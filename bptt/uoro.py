@@ -3,8 +3,8 @@
 UORO replaces RTRL's sensitivity ``P_t = dh_t/dtheta`` (H x n per sequence,
 see ``bptt.rtrl``) by a random rank-one matrix ``h~_t theta~_t^T`` whose
 expectation is ``P_t``. With fresh random signs ``nu`` (each entry +-1) at
-every step, and the one-step Jacobian ``J_t = D_t W_hh`` and immediate
-derivative ``F_t = D_t d+a_t/dtheta``,
+every step, and the one-step Jacobian ``J_t = diag(1 - h_t**2) W_hh`` and immediate
+derivative ``F_t = diag(1 - h_t**2) d+a_t/dtheta``,
 
     h~_t     = rho0 J_t h~_{t-1} + rho1 nu
     theta~_t = theta~_{t-1} / rho0 + nu^T F_t / rho1
@@ -65,10 +65,10 @@ def uoro_grads(params: dict, xs, h0, targets, rng=None, n_samples: int = 1, sign
     loss, dW_hy, db_y = 0.0, np.zeros(np.shape(p["W_hy"])), np.zeros(np.shape(p["b_y"]))
     for t in range(T):
         h_prev, h = h, rnn_step_forward(xs[t], h, p["W_xh"], p["W_hh"], p["b_h"])
-        d = 1.0 - h**2  # D_t, (B, H)
+        d = 1.0 - h**2  # the tanh slopes, diag(1 - h_t^2), (B, H)
         J_h = d * (h_tilde @ p["W_hh"].T)  # J_t h~_{t-1}, (S, B, H)
         nu = signs[t]
-        u = nu * d  # nu^T D_t; then nu^T F_t is u in each unit's parameter slots
+        u = nu * d  # nu^T diag(1 - h_t^2); nu^T F_t is u in each unit's parameter slots
         nu_F = np.concatenate(
             [
                 (u[..., :, None] * xs[t][:, None, :]).reshape(S, B, H * D),

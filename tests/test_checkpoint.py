@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from bptt.backward import loss_and_grads
 from bptt.checkpoint import (
+    checkpoint_schedule,
     checkpoint_states,
     checkpointed_grads,
     default_segment,
@@ -160,3 +161,13 @@ def test_bad_inputs_raise(setup):
         torch_checkpointed_loss(rnn, W_hy, b_y, txs, th0, ttargets[:-1])
     with pytest.raises(ValueError, match="segment"):
         torch_checkpointed_loss(rnn, W_hy, b_y, txs, th0, ttargets, segment=-2)
+
+
+@pytest.mark.parametrize("T_, k", [(7, 3), (12, 4), (5, 5), (5, 9), (1, 1)])
+def test_checkpoint_schedule_covers_every_step_once_backwards(T_, k):
+    plan = checkpoint_schedule(T_, k)
+    assert [i for i, _, _ in plan] == list(reversed(range(len(plan))))
+    steps = [t for _, start, stop in reversed(plan) for t in range(start, stop)]
+    assert steps == list(range(T_))  # every step recomputed exactly once
+    assert all(0 < stop - start <= k for _, start, stop in plan)
+    assert checkpoint_schedule(7, 3) == [(2, 6, 7), (1, 3, 6), (0, 0, 3)]

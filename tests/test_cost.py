@@ -12,12 +12,18 @@ from bptt.cost import (
     best_time,
     best_times,
     blas_threads,
+    exponent_table,
     fit_exponent,
+    fit_segment_memory,
+    flops_per_step,
     gradient_fn,
     make_problem,
     measure,
     measure_strategies,
     peak_bytes,
+    phase_fns,
+    strategy_table,
+    sweep,
 )
 from bptt.graph import saved_bytes
 from bptt.oracles import max_rel_error
@@ -129,3 +135,50 @@ def test_make_problem_is_seeded_and_validated():
     assert a[1].shape == (3, 2, 3) and a[2].shape == (2, 4) and a[3].shape == (3, 2)
     with pytest.raises(ValueError, match="H must be a positive integer"):
         make_problem(3, 2, 3, 0, 5)
+
+
+def test_flops_per_step_counts_the_three_products():
+    f = flops_per_step(B=2, D=3, H=4, V=5)
+    assert f["forward"] == 2 * 2 * (4 * 3 + 4 * 4 + 4 * 5)
+    assert f["backward"] == 2 * f["forward"] and f["total"] == 3 * f["forward"]
+    with pytest.raises(ValueError, match="H must be a positive integer"):
+        flops_per_step(2, 3, 0, 5)
+
+
+def test_phase_fns_compute_the_phases():
+    fns = phase_fns(5, 4, B=2, D=3, V=3)
+    p, xs, h0, targets = make_problem(5, 2, 3, 4, 3)
+    assert fns["forward"]().shape == (5, 2, 4)
+    loss, grads = fns["total"]()
+    assert loss == pytest.approx(loss_and_grads(p, xs, h0, targets)[0])
+    _, _, dW_xh, dW_hh, _ = fns["backward"]()  # the recurrent part of the same gradient
+    assert max_rel_error(dW_hh, grads["W_hh"]) < 1e-12
+    assert max_rel_error(dW_xh, grads["W_xh"]) < 1e-12
+
+
+def test_sweep_and_exponent_table():
+    by_T = sweep([4, 8, 16], lambda T: phase_fns(T, 4, B=2, D=3, V=3), repeats=1, min_seconds=0)
+    assert by_T.shape == (3, 5) and (by_T[:, 1:] > 0).all()
+    assert list(by_T[:, 0]) == [4, 8, 16]
+    assert by_T[2, 4] > by_T[0, 4]  # memory grows with T
+    # a synthetic table: time ~ size, memory ~ size^2 above 128
+    sizes = np.array([32.0, 64, 128, 256])
+    table = np.stack([sizes, sizes, sizes, sizes, sizes**2], 1)
+    e = exponent_table(table, table, large=128)
+    assert e["total"]["T"] == pytest.approx(1) and e["memory"]["H_large"] == pytest.approx(2)
+
+
+def test_fit_segment_memory_recovers_the_model():
+    T, ks = 400, np.array([2, 4, 8, 16, 32])
+    fit = fit_segment_memory(T, ks, 0.5 * T / ks + 2.0 * ks + 3.0)
+    assert fit["a"] == pytest.approx(0.5) and fit["b"] == pytest.approx(2.0)
+    assert fit["m0"] == pytest.approx(3.0) and fit["k_star"] == pytest.approx(10.0)
+    with pytest.raises(ValueError, match="need >= 3"):
+        fit_segment_memory(T, [1, 2], [1, 2])
+
+
+def test_strategy_table_collects_rows():
+    out = strategy_table([64, 128], B=2, D=3, H=8, V=5, k=8, repeats=1)
+    assert list(out["T"]) == [64, 128]
+    assert (out["checkpointed_MiB"] < out["full_MiB"]).all()
+    assert out["saved"].shape == (2,) and out["overhead"].shape == (2,)

@@ -15,9 +15,11 @@ from bptt.rnn import init_params
 from bptt.rtrl import (
     flatten_recurrent,
     n_recurrent,
+    per_step_seconds,
     rtrl_grads,
     rtrl_online,
     rtrl_step,
+    rtrl_step_flops,
     split_recurrent,
 )
 
@@ -152,3 +154,14 @@ def test_bad_inputs_raise(setup):
         rtrl_grads(params, xs[..., :-1], h0, targets)
     with pytest.raises(ValueError, match="targets"):
         rtrl_grads(params, xs, h0, -targets - 1)
+
+
+def test_rtrl_step_flops_is_the_sensitivity_product():
+    assert rtrl_step_flops(B=2, D=3, H=4) == 2 * 2 * 4 * 4 * n_recurrent(3, 4)
+    assert rtrl_step_flops(1, 8, 96) / rtrl_step_flops(1, 8, 48) > 2**3.5  # about H^4
+
+
+def test_per_step_seconds_rows():
+    rows = per_step_seconds([4, 8], T=8, repeats=1)
+    assert rows.shape == (2, 3) and list(rows[:, 0]) == [4, 8]
+    assert (rows[:, 1:] > 0).all()
