@@ -52,3 +52,11 @@ def test_lesson_chapters_are_the_numbered_parts():
     chapters = lesson_chapters(ROOT)
     assert "book/forward" in chapters and "book/preface" not in chapters
     assert not any("notation" in c or "instructors" in c for c in chapters)
+
+
+def test_the_chapters_assert_count_may_not_fall():
+    row = measure_page(LESSON)
+    few = {"a": dict(row, asserts=1), "b": dict(row, asserts=1)}
+    assert any("fewer than" in p for p in problems(few))
+    many = {"a": dict(row, asserts=LIMITS["min_asserts_total"]), "b": dict(row, asserts=0)}
+    assert not any("fewer than" in p for p in problems(many))
