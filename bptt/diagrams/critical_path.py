@@ -13,7 +13,9 @@ from bptt.diagrams.draw import PALETTE, arrow, canvas, node
 STEP_W, GAP = 1.0, 0.35
 # What one step computes, per direction (names as in bptt.backward / bptt.fast).
 TEXTBOOK_FORWARD = ["$x_t W_{xh}^\\top$", "$h_{t-1} W_{hh}^\\top$", "tanh"]
-TEXTBOOK_BACKWARD = ["tanh'", "$da_t W_{hh}$", "$da_t W_{xh}$", "$da_t^\\top x_t$", "$da_t^\\top h_{t-1}$"]  # fmt: skip
+TEXTBOOK_BACKWARD = [
+    "tanh'", "$da_t W_{hh}$", "$da_t W_{xh}$", "$da_t^\\top x_t$", "$da_t^\\top h_{t-1}$",
+]  # fmt: skip
 FAST_STEP_FORWARD = ["$h_{t-1} W_{hh}^\\top$", "tanh"]
 FAST_STEP_BACKWARD = ["tanh'", "$da_t W_{hh}$"]
 HOISTED_BEFORE = "$X W_{xh}^\\top$\nall $t$: one GEMM"
