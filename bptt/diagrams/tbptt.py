@@ -29,17 +29,17 @@ def draw_tbptt_timeline(T: int, k1: int, k2: int, ax=None):
     schedule = tbptt_schedule(T, k1, k2)
     n = len(schedule)
     if ax is None:
-        fig, ax = plt.subplots(figsize=(0.75 * (T + 3), 0.9 * ROW * (n + 1.6)))
+        fig, ax = plt.subplots(figsize=(0.7 * (T + 3), 0.84 * ROW * (n + 1.6)))
     fig = ax.figure
     ax.set_xlim(-1.9, T + 0.6)
     ax.set_ylim(-ROW * n - 0.6, 1.0)
     ax.set_aspect("equal")
     ax.axis("off")
-    box = (0.62, 0.42)
+    box = (0.68, 0.44)
 
     # The forward pass: every state, every transition, whatever the truncation.
     for t in range(T + 1):
-        node(ax, (t, 0), f"$h_{{{t}}}$", size=box, fontsize=9)
+        node(ax, (t, 0), f"$h_{{{t}}}$", size=box, fontsize=10)
         if t:
             arrow(ax, (t - 1 + box[0] / 2, 0), (t - box[0] / 2, 0), "forward", lw=1.2)
     ax.text(-0.55, 0, "forward", ha="right", va="center", fontsize=9)
@@ -49,9 +49,9 @@ def draw_tbptt_timeline(T: int, k1: int, k2: int, ax=None):
         ax.text(-0.55, y, f"update at\n$t = {stop}$", ha="right", va="center", fontsize=9)
         # States h_{window+1} .. h_stop (1-based) are in the window; h_window is a constant.
         if window < stop:
-            node(ax, (window, y), f"$h_{{{window}}}$", kind="muted", size=box, fontsize=9)
+            node(ax, (window, y), f"$h_{{{window}}}$", kind="muted", size=box, fontsize=10)
         for t in range(window + 1, stop + 1):
-            node(ax, (t, y), f"$h_{{{t}}}$", size=box, fontsize=9, edge=PALETTE["backward"])
+            node(ax, (t, y), f"$h_{{{t}}}$", size=box, fontsize=10, edge=PALETTE["backward"])
             if t > window + 1:  # the gradient crosses the transition h_{t-1} -> h_t
                 arrow(ax, (t - box[0] / 2, y), (t - 1 + box[0] / 2, y), "backward", lw=1.6)
         if window < stop:  # the cut edge: no gradient to the constant
@@ -59,7 +59,7 @@ def draw_tbptt_timeline(T: int, k1: int, k2: int, ax=None):
             ax.text(window + 0.5, y, "×", color="0.45", ha="center", va="center", fontsize=13)
         for s in range(start + 1, stop + 1):  # the losses this update owns, 1-based steps
             inside = s > window
-            node(ax, (s, y + 0.62), f"$L_{{{s}}}$", kind="loss", size=(0.5, 0.3), fontsize=8)
+            node(ax, (s, y + 0.62), f"$L_{{{s}}}$", kind="loss", size=(0.54, 0.32), fontsize=9)
             kind = "backward" if inside else "muted"
             arrow(ax, (s, y + 0.47), (s, y + box[1] / 2), kind, lw=1.2, dashed=not inside)
 
