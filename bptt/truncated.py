@@ -41,14 +41,10 @@ def tbptt_chunks(T: int, k: int) -> list[tuple[int, int]]:
 def tbptt_schedule(T: int, k1: int, k2: int) -> list[tuple[int, int, int]]:
     """The updates of TBPTT(k1, k2) on ``T`` steps, as ``(window, start, stop)`` indices.
 
-    One update per chunk ``start:stop`` of ``tbptt_chunks(T, k1)``: it takes
-    the chunk's losses and backpropagates them through the states
-    ``hs[window:stop]``; the state before ``hs[window]`` (``h0`` when
-    ``window == 0``) is held constant. The window starts ``k2`` steps before
-    the chunk's nominal end ``start + k1`` (clipped to ``[0, stop]``), so the
-    loss at position ``p`` (from 0) of any chunk, the last and possibly
-    shorter one included, reaches ``p + 1 + k2 - k1`` states: none if that is
-    not positive, and never a state before ``hs[0]``.
+    One update per chunk ``start:stop`` of ``tbptt_chunks(T, k1)``: its losses are
+    backpropagated through ``hs[window:stop]``; the state before ``hs[window]`` is a constant.
+    The window starts ``k2`` steps before the chunk's nominal end ``start + k1``, clipped to
+    ``[0, stop]``, so a short last chunk keeps the reach a full one would give.
     """
     k1, k2 = check_positive_int("k1", k1), check_positive_int("k2", k2)
     return [
@@ -81,11 +77,8 @@ def _check_inputs(params, xs, h0, targets):
 def truncated_bptt_grads(params: dict, xs, h0, targets, k: int):
     """TBPTT(k): chunks of ``k`` steps; the state flows across chunks, the gradient does not.
 
-    params: ``W_xh (H, D), W_hh (H, H), b_h (H,), W_hy (V, H), b_y (V,)``;
-    xs: (T, B, D); h0: (B, H); targets: (T, B) integer classes.
-    Returns ``loss`` (the whole sequence's ``sequence_loss``), ``grads`` (keys
-    of ``params``, summed over the chunks) and ``h_last`` (B, H). With
-    ``k >= T`` this is full BPTT.
+    Shapes as in ``rnn_forward``; targets (T, B) classes. Returns the whole sequence's loss,
+    ``grads`` keyed like ``params`` (summed over chunks) and ``h_last``. ``k >= T``: full BPTT.
     """
     dims, xs, h0, targets = _check_inputs(params, xs, h0, targets)
     k = check_positive_int("k", k)
@@ -176,13 +169,10 @@ def detach_state(state):
 
 
 def truncated_bptt_corrected(model, sequence, chunk_size: int, optimizer, criterion) -> float:
-    """The source notes' ``truncated_bptt`` listing with its bugs fixed; trains ``model`` in place.
+    """Listing 5's ``truncated_bptt``, corrected; trains ``model`` in place.
 
-    model: ``model(inputs, hidden) -> (logits, hidden)`` with ``inputs`` (1, n)
-    token ids (batch first, one sequence) and ``logits`` (1, n, V); ``hidden``
-    may be None, a tensor or an LSTM's tuple. sequence: 1-D LongTensor of ids.
-    criterion: the mean loss over a chunk, e.g. ``nn.CrossEntropyLoss()``,
-    now an argument instead of a global. Returns the mean loss per predicted id.
+    model: ``(ids (1, n), hidden) -> (logits (1, n, V), hidden)``, hidden None, a tensor or a
+    tuple. sequence: 1-D ids. criterion: a chunk's mean loss. Returns the mean loss per id.
     """
     chunk_size = check_positive_int("chunk_size", chunk_size)
     if sequence.ndim != 1 or len(sequence) < 2:
