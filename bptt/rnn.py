@@ -29,9 +29,9 @@ PARAM_SHAPES = {
 def init_params(D: int, H: int, V: int, rng: np.random.Generator, scale: float = 1.0) -> dict:
     """Random float64 parameters ``W_xh (H, D), W_hh (H, H), b_h (H,), W_hy (V, H), b_y (V,)``.
 
-    Weights are drawn uniformly from ``±scale/sqrt(H)``, PyTorch's ``nn.RNN``
-    default when ``scale == 1``; ``scale`` lets the vanishing/exploding
-    chapters dial the size of ``W_hh``.
+    Weights and biases are drawn uniformly from ``±scale/sqrt(H)``, PyTorch's ``nn.RNN``
+    default when ``scale == 1``. ``scale`` multiplies every one of them; to change only the
+    recurrence, scale ``W_hh`` afterwards.
     """
     bound = scale / np.sqrt(H)
 
