@@ -359,7 +359,7 @@ def gru_step_forward_chung(x, h_prev, W_x, W_h, b_x, b_hn):
 
 
 def input_grad_norms(model, xs) -> np.ndarray:
-    """``||d s / d xs[t]||`` for every t, with ``s = output[-1].sum()``: how much the last output
+    """``||d q / d xs[t]||`` for every t, with ``q = output[-1].sum()``: how much the last output
     depends on each input.
 
     model: a single-layer, sequence-first, unidirectional ``torch.nn.RNN``/``LSTM``/``GRU``;
@@ -380,5 +380,5 @@ def input_grad_norms(model, xs) -> np.ndarray:
     dtype = next(model.parameters()).dtype
     x = xs.detach().clone().to(dtype).requires_grad_(True)
     output, _ = model(x)
-    (grad,) = torch.autograd.grad(output[-1].sum(), x)
+    (grad,) = torch.autograd.grad(output[-1].sum(), x)  # dq/dx
     return grad.flatten(1).norm(dim=1).double().numpy()
