@@ -362,9 +362,7 @@ def test_lstm_gru_reference(ref):
     )
     lstm = torch.nn.LSTM(D, H, dtype=torch.float64)
     with torch.no_grad():
-        for name, v in zip(
-            lstm._flat_weights_names, (W_x, W_h, b, np.zeros(4 * H)), strict=False
-        ):
+        for name, v in zip(lstm._flat_weights_names, (W_x, W_h, b, np.zeros(4 * H)), strict=False):
             getattr(lstm, name).copy_(t(v))
     with torch.no_grad():
         want_hs = lstm(t(xs), (t(h0)[None], t(c0)[None]))[0]
