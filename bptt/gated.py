@@ -346,16 +346,17 @@ def gru_step_forward_reset_before(x, h_prev, W_x, W_h, b_x, b_hn):
 
 
 def gru_step_forward_chung(x, h_prev, W_x, W_h, b_x, b_hn):
-    """A GRU step whose update gate weighs the *candidate*: ``h = (1 - z) h_prev + z n``.
+    """A GRU step whose update gate weighs the *candidate*: ``h = (1 - u_bar) h_prev + u_bar n``.
 
-    The convention of Chung et al. (2014); PyTorch's ``u`` weighs the old state.
+    The convention of Chung et al. (2014), who call ``u_bar`` z; PyTorch's ``u`` weighs the
+    old state.
     Otherwise as ``gru_step_forward``. Since ``1 - sigmoid(a) = sigmoid(-a)``, it
     equals ``gru_step_forward`` after negating the update-gate rows of ``W_x``,
     ``W_h`` and ``b_x``.
     """
     x, h_prev, W_x, W_h, b_x, b_hn = _check_gru(x, h_prev, W_x, W_h, b_x, b_hn)
-    r, z, n = gru_gates(x, h_prev, W_x, W_h, b_x, b_hn)
-    return (1.0 - z) * h_prev + z * n
+    r, u_bar, n = gru_gates(x, h_prev, W_x, W_h, b_x, b_hn)
+    return (1.0 - u_bar) * h_prev + u_bar * n
 
 
 def input_grad_norms(model, xs) -> np.ndarray:
