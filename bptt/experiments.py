@@ -1,7 +1,7 @@
 """Train tanh RNN, LSTM and GRU on the adding and copy tasks at matched parameter counts.
 
-The chapter on gated networks runs a small version of this live; the full
-grid (several lengths, seeds, the copy task) runs as a script,
+The chapter "Long-range memory, measured" (book/memory.md) runs a small version of
+this live; the full grid (several lengths, seeds, the copy task) runs as a script,
 
     python -m bptt.experiments --out bptt/data/adding_results.json
 

@@ -26,7 +26,7 @@ ASSIGNMENTS = {
     "02_bptt": ("bptt", "manual_bptt.md"),
     "03_clipping": ("clipping", "clipping.md"),
     "04_truncated": ("truncated", "truncated.md"),
-    "05_lstm_gru": ("lstm_gru", "lstm_gru.md"),
+    "05_lstm_gru": ("lstm_gru", "gated.md"),
 }
 
 # The graded functions of each assignment (the fixed contract).

@@ -856,8 +856,8 @@ MUTANTS_05 = [
         {"test_lstm_forward": "cell state is not carried"},
         [
             (
-                "h, c = lstm_step_forward(x, h, c, W_ih, W_hh, b)",
-                "h, c = lstm_step_forward(x, h, c0, W_ih, W_hh, b)",
+                "h, c = lstm_step_forward(x, h, c, W_x, W_h, b)",
+                "h, c = lstm_step_forward(x, h, c0, W_x, W_h, b)",
             )
         ],
     ),
@@ -908,8 +908,8 @@ MUTANTS_05 = [
         },
         [
             (
-                "n = np.tanh(gi[:, 2 * H:] + r * gh[:, 2 * H:])",
-                "n = np.tanh(gi[:, 2 * H:] + (r * h_prev) @ W_hh[2 * H:].T + b_hh[2 * H:])",
+                "n = np.tanh(gi[:, 2 * H:] + r * (gh[:, 2 * H:] + b_hn))",
+                "n = np.tanh(gi[:, 2 * H:] + (r * h_prev) @ W_h[2 * H:].T + b_hn)",
             )
         ],
     ),
@@ -918,17 +918,17 @@ MUTANTS_05 = [
         "gru: update gate the other way round",
         "gru_step_forward",
         {"test_gru_step_forward": "other way round", "test_gru_forward": "other way round"},
-        [("return (1 - z) * n + z * h_prev", "return z * n + (1 - z) * h_prev")],
+        [("return (1 - u) * n + u * h_prev", "return u * n + (1 - u) * h_prev")],
     ),
     M(
         "05_lstm_gru",
-        "gru: gate order z, r, n",
+        "gru: gate order u, r, n",
         "gru_step_forward",
-        {"test_gru_step_forward": "z, r, n", "test_gru_forward": ""},
+        {"test_gru_step_forward": "u, r, n", "test_gru_forward": ""},
         [
             (
-                "r = sigmoid(gi[:, :H] + gh[:, :H])\n    z = sigmoid(gi[:, H:2 * H] + gh[:, H:2 * H])",
-                "z = sigmoid(gi[:, :H] + gh[:, :H])\n    r = sigmoid(gi[:, H:2 * H] + gh[:, H:2 * H])",
+                "r = sigmoid(gi[:, :H] + gh[:, :H])\n    u = sigmoid(gi[:, H:2 * H] + gh[:, H:2 * H])",
+                "u = sigmoid(gi[:, :H] + gh[:, :H])\n    r = sigmoid(gi[:, H:2 * H] + gh[:, H:2 * H])",
             )
         ],
     ),
@@ -939,8 +939,8 @@ MUTANTS_05 = [
         {"test_gru_step_forward": "b_hn must be inside", "test_gru_forward": ""},
         [
             (
-                "n = np.tanh(gi[:, 2 * H:] + r * gh[:, 2 * H:])",
-                "n = np.tanh(gi[:, 2 * H:] + r * (h_prev @ W_hh[2 * H:].T) + b_hh[2 * H:])",
+                "n = np.tanh(gi[:, 2 * H:] + r * (gh[:, 2 * H:] + b_hn))",
+                "n = np.tanh(gi[:, 2 * H:] + r * gh[:, 2 * H:] + b_hn)",
             )
         ],
     ),
@@ -1030,8 +1030,8 @@ VARIANTS_05 = [
         "lstm step with separate per-gate matrices",
         "lstm_step_forward",
         {},
-        code="def lstm_step_forward(x, h_prev, c_prev, W_ih, W_hh, b):\n    H = h_prev.shape[1]\n"
-        "    gate = lambda j: x @ W_ih[j*H:(j+1)*H].T + h_prev @ W_hh[j*H:(j+1)*H].T + b[j*H:(j+1)*H]\n"
+        code="def lstm_step_forward(x, h_prev, c_prev, W_x, W_h, b):\n    H = h_prev.shape[1]\n"
+        "    gate = lambda j: x @ W_x[j*H:(j+1)*H].T + h_prev @ W_h[j*H:(j+1)*H].T + b[j*H:(j+1)*H]\n"
         "    i, f, g, o = 1/(1+np.exp(-gate(0))), 1/(1+np.exp(-gate(1))), np.tanh(gate(2)), 1/(1+np.exp(-gate(3)))\n"
         "    c = f * c_prev + i * g\n    h = o * np.tanh(c)\n    return (h, c)\n",
     ),

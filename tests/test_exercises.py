@@ -147,8 +147,8 @@ def test_contract_signatures(assignment, ref):
         "numerical_gradient": ["f", "x", "eps"],
         "clip_grad_norm": ["grads", "max_norm", "eps"],
         "truncated_bptt_grads": ["params", "xs", "h0", "targets", "k"],
-        "lstm_step_backward": ["dh", "dc", "x", "h_prev", "c_prev", "W_ih", "W_hh", "b"],
-        "gru_step_forward": ["x", "h_prev", "W_ih", "W_hh", "b_ih", "b_hh"],
+        "lstm_step_backward": ["dh", "dc", "x", "h_prev", "c_prev", "W_x", "W_h", "b"],
+        "gru_step_forward": ["x", "h_prev", "W_x", "W_h", "b_x", "b_hn"],
         "input_grad_norms": ["model", "xs"],
     }
     for name, params in expected.items():
@@ -355,28 +355,26 @@ def test_lstm_gru_reference(ref):
         rng.standard_normal((B, H)),
         rng.standard_normal((B, H)),
     )
-    W_ih, W_hh, b = (
+    W_x, W_h, b = (
         rng.standard_normal((4 * H, D)),
         rng.standard_normal((4 * H, H)),
         rng.standard_normal(4 * H),
     )
     lstm = torch.nn.LSTM(D, H, dtype=torch.float64)
     with torch.no_grad():
-        for name, v in zip(
-            lstm._flat_weights_names, (W_ih, W_hh, b, np.zeros(4 * H)), strict=False
-        ):
+        for name, v in zip(lstm._flat_weights_names, (W_x, W_h, b, np.zeros(4 * H)), strict=False):
             getattr(lstm, name).copy_(t(v))
     with torch.no_grad():
         want_hs = lstm(t(xs), (t(h0)[None], t(c0)[None]))[0]
         _, (h1, c1) = lstm(t(xs[:1]), (t(h0)[None], t(c0)[None]))
-    hs, cs = ns["lstm_forward"](xs, h0, c0, W_ih, W_hh, b)
+    hs, cs = ns["lstm_forward"](xs, h0, c0, W_x, W_h, b)
     assert max_rel_error(hs, want_hs) < TOL
-    h, c = ns["lstm_step_forward"](xs[0], h0, c0, W_ih, W_hh, b)
+    h, c = ns["lstm_step_forward"](xs[0], h0, c0, W_x, W_h, b)
     assert max_rel_error(h, h1[0]) < TOL and max_rel_error(c, c1[0]) < TOL
     assert max_rel_error(cs[0], c1[0]) < TOL
     # backward through one step, by autograd on nn.LSTM run for one step
     dh, dc = rng.standard_normal((B, H)), rng.standard_normal((B, H))
-    leaves = [t(a).requires_grad_() for a in (xs[0], h0, c0, W_ih, W_hh, b)]
+    leaves = [t(a).requires_grad_() for a in (xs[0], h0, c0, W_x, W_h, b)]
     out = torch.func.functional_call(
         lstm,
         dict(
@@ -390,19 +388,20 @@ def test_lstm_gru_reference(ref):
     )
     _, (th, tc) = out
     ((th[0] * t(dh)).sum() + (tc[0] * t(dc)).sum()).backward()
-    got = ns["lstm_step_backward"](dh, dc, xs[0], h0, c0, W_ih, W_hh, b)
+    got = ns["lstm_step_backward"](dh, dc, xs[0], h0, c0, W_x, W_h, b)
     for g, leaf in zip(got, leaves, strict=True):
         assert max_rel_error(g, leaf.grad) < TOL
     # GRU
-    W_ih, W_hh = rng.standard_normal((3 * H, D)), rng.standard_normal((3 * H, H))
-    b_ih, b_hh = rng.standard_normal(3 * H), rng.standard_normal(3 * H)
+    W_x, W_h = rng.standard_normal((3 * H, D)), rng.standard_normal((3 * H, H))
+    b_x, b_hn = rng.standard_normal(3 * H), rng.standard_normal(H)
+    b_hh = np.concatenate([np.zeros(2 * H), b_hn])  # PyTorch's bias_hh: r, u folded into b_x
     gru = torch.nn.GRU(D, H, dtype=torch.float64)
     with torch.no_grad():
-        for name, v in zip(gru._flat_weights_names, (W_ih, W_hh, b_ih, b_hh), strict=False):
+        for name, v in zip(gru._flat_weights_names, (W_x, W_h, b_x, b_hh), strict=False):
             getattr(gru, name).copy_(t(v))
         want = gru(t(xs), t(h0)[None])[0]
-    assert max_rel_error(ns["gru_forward"](xs, h0, W_ih, W_hh, b_ih, b_hh), want) < TOL
-    assert max_rel_error(ns["gru_step_forward"](xs[0], h0, W_ih, W_hh, b_ih, b_hh), want[0]) < TOL
+    assert max_rel_error(ns["gru_forward"](xs, h0, W_x, W_h, b_x, b_hn), want) < TOL
+    assert max_rel_error(ns["gru_step_forward"](xs[0], h0, W_x, W_h, b_x, b_hn), want[0]) < TOL
 
 
 @pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU"])

@@ -19,6 +19,7 @@ from bptt.gated import (
     gru_forward,
     gru_jacobian,
     gru_step_forward,
+    gru_step_forward_chung,
     gru_step_forward_reset_before,
     init_gated,
     input_grad_norms,
@@ -27,6 +28,7 @@ from bptt.gated import (
     lstm_step_backward,
     lstm_step_forward,
     lstm_step_forward_ifog,
+    numpy_weights,
     sigmoid,
     torch_gated,
 )
@@ -43,16 +45,15 @@ def rng():
 
 def lstm_setup(rng, scale=1.0):
     w = init_gated("lstm", D, H, rng)
-    W_hh = w["W_hh"] * scale
-    assert not np.allclose(W_hh[:H], W_hh[:H].T)  # a transpose bug would show
+    W_h = w["W_h"] * scale
+    assert not np.allclose(W_h[:H], W_h[:H].T)  # a transpose bug would show
     return (
         rng.standard_normal((T, B, D)),
         rng.standard_normal((B, H)),
         rng.standard_normal((B, H)),
-        w["W_ih"],
-        W_hh,
-        w["b_ih"],
-        w["b_hh"],
+        w["W_x"],
+        W_h,
+        w["b"],
     )
 
 
@@ -61,10 +62,10 @@ def gru_setup(rng):
     return (
         rng.standard_normal((T, B, D)),
         rng.standard_normal((B, H)),
-        w["W_ih"],
-        w["W_hh"],
-        w["b_ih"],
-        w["b_hh"],
+        w["W_x"],
+        w["W_h"],
+        w["b_x"],
+        w["b_hn"],
     )
 
 
@@ -76,9 +77,9 @@ def test_sigmoid_is_stable_and_correct():
 
 
 def test_lstm_step_matches_lstmcell(rng):
-    xs, h0, c0, W_ih, W_hh, b_ih, b_hh = lstm_setup(rng)
-    h, c = lstm_step_forward(xs[0], h0, c0, W_ih, W_hh, b_ih + b_hh)
-    cell = torch_gated("lstm", W_ih, W_hh, b_ih, b_hh, cell=True)
+    xs, h0, c0, W_x, W_h, b = lstm_setup(rng)
+    h, c = lstm_step_forward(xs[0], h0, c0, W_x, W_h, b)
+    cell = torch_gated("lstm", W_x, W_h, b, cell=True)
     h_t, c_t = cell(torch.from_numpy(xs[0]), (torch.from_numpy(h0), torch.from_numpy(c0)))
     assert max_rel_error(h, h_t) < 1e-10
     assert max_rel_error(c, c_t) < 1e-10
@@ -86,9 +87,9 @@ def test_lstm_step_matches_lstmcell(rng):
 
 
 def test_lstm_forward_matches_nn_lstm(rng):
-    xs, h0, c0, W_ih, W_hh, b_ih, b_hh = lstm_setup(rng)
-    hs, cs = lstm_forward(xs, h0, c0, W_ih, W_hh, b_ih + b_hh)
-    net = torch_gated("lstm", W_ih, W_hh, b_ih, b_hh)
+    xs, h0, c0, W_x, W_h, b = lstm_setup(rng)
+    hs, cs = lstm_forward(xs, h0, c0, W_x, W_h, b)
+    net = torch_gated("lstm", W_x, W_h, b)
     out, (h_n, c_n) = net(
         torch.from_numpy(xs), (torch.from_numpy(h0)[None], torch.from_numpy(c0)[None])
     )
@@ -99,16 +100,16 @@ def test_lstm_forward_matches_nn_lstm(rng):
 
 
 def test_gru_step_matches_grucell(rng):
-    xs, h0, W_ih, W_hh, b_ih, b_hh = gru_setup(rng)
-    h = gru_step_forward(xs[0], h0, W_ih, W_hh, b_ih, b_hh)
-    cell = torch_gated("gru", W_ih, W_hh, b_ih, b_hh, cell=True)
+    xs, h0, W_x, W_h, b_x, b_hn = gru_setup(rng)
+    h = gru_step_forward(xs[0], h0, W_x, W_h, b_x, b_hn)
+    cell = torch_gated("gru", W_x, W_h, b_x, b_hn, cell=True)
     assert max_rel_error(h, cell(torch.from_numpy(xs[0]), torch.from_numpy(h0))) < 1e-10
 
 
 def test_gru_forward_matches_nn_gru(rng):
-    xs, h0, W_ih, W_hh, b_ih, b_hh = gru_setup(rng)
-    hs = gru_forward(xs, h0, W_ih, W_hh, b_ih, b_hh)
-    out, h_n = torch_gated("gru", W_ih, W_hh, b_ih, b_hh)(
+    xs, h0, W_x, W_h, b_x, b_hn = gru_setup(rng)
+    hs = gru_forward(xs, h0, W_x, W_h, b_x, b_hn)
+    out, h_n = torch_gated("gru", W_x, W_h, b_x, b_hn)(
         torch.from_numpy(xs), torch.from_numpy(h0)[None]
     )
     assert hs.shape == (T, B, H)
@@ -118,51 +119,47 @@ def test_gru_forward_matches_nn_gru(rng):
 
 def test_gru_biases_cannot_be_summed(rng):
     # b_hn sits inside r * (W_hn h + b_hn): moving it to b_in changes the function.
-    xs, h0, W_ih, W_hh, b_ih, b_hh = gru_setup(rng)
-    moved_ih, moved_hh = b_ih.copy(), b_hh.copy()
-    moved_ih[2 * H :] += b_hh[2 * H :]
-    moved_hh[2 * H :] = 0.0
-    a = gru_step_forward(xs[0], h0, W_ih, W_hh, b_ih, b_hh)
-    b = gru_step_forward(xs[0], h0, W_ih, W_hh, moved_ih, moved_hh)
+    xs, h0, W_x, W_h, b_x, b_hn = gru_setup(rng)
+    moved_x = b_x.copy()
+    moved_x[2 * H :] += b_hn
+    a = gru_step_forward(xs[0], h0, W_x, W_h, b_x, b_hn)
+    b = gru_step_forward(xs[0], h0, W_x, W_h, moved_x, np.zeros(H))
     assert np.abs(a - b).max() > 1e-3
 
 
 def test_ifog_order_is_a_row_permutation(rng):
-    xs, h0, c0, W_ih, W_hh, b_ih, b_hh = lstm_setup(rng)
-    b = b_ih + b_hh
+    xs, h0, c0, W_x, W_h, b = lstm_setup(rng)
     swap = np.r_[0 : 2 * H, 3 * H : 4 * H, 2 * H : 3 * H]  # [i; f; g; o] <-> [i; f; o; g]
-    ours = lstm_step_forward(xs[0], h0, c0, W_ih, W_hh, b)
-    same = lstm_step_forward_ifog(xs[0], h0, c0, W_ih[swap], W_hh[swap], b[swap])
-    other = lstm_step_forward_ifog(xs[0], h0, c0, W_ih, W_hh, b)
+    ours = lstm_step_forward(xs[0], h0, c0, W_x, W_h, b)
+    same = lstm_step_forward_ifog(xs[0], h0, c0, W_x[swap], W_h[swap], b[swap])
+    other = lstm_step_forward_ifog(xs[0], h0, c0, W_x, W_h, b)
     for a, s, o in zip(ours, same, other, strict=True):
         assert max_rel_error(a, s) < 1e-12
         assert np.abs(a - o).max() > 1e-2
 
 
 def test_reset_before_equals_pytorch_only_when_reset_is_open(rng):
-    xs, h0, W_ih, W_hh, b_ih, b_hh = gru_setup(rng)
-    args = (xs[0], h0, W_ih, W_hh, b_ih, b_hh)
+    xs, h0, W_x, W_h, b_x, b_hn = gru_setup(rng)
+    args = (xs[0], h0, W_x, W_h, b_x, b_hn)
     assert np.abs(gru_step_forward(*args) - gru_step_forward_reset_before(*args)).max() > 1e-2
-    open_ih = b_ih.copy()
-    open_ih[:H] = 1000.0  # r = sigmoid(1000) = 1.0 exactly in float64
-    no_bhn = b_hh.copy()
-    no_bhn[2 * H :] = 0.0
-    args = (xs[0], h0, W_ih, W_hh, open_ih, no_bhn)
+    open_x = b_x.copy()
+    open_x[:H] = 1000.0  # r = sigmoid(1000) = 1.0 exactly in float64
+    args = (xs[0], h0, W_x, W_h, open_x, b_hn)
     assert max_rel_error(gru_step_forward(*args), gru_step_forward_reset_before(*args)) < 1e-14
 
 
-def step_loss_torch(dh, dc, x, h_prev, c_prev, W_ih, W_hh, b):
+def step_loss_torch(dh, dc, x, h_prev, c_prev, W_x, W_h, b):
     """<dh, h> + <dc, c> for one LSTMCell step, all inputs float64 leaves."""
     t = {
         k: torch.tensor(v, requires_grad=True)
-        for k, v in dict(x=x, h_prev=h_prev, c_prev=c_prev, W_ih=W_ih, W_hh=W_hh, b=b).items()
+        for k, v in dict(x=x, h_prev=h_prev, c_prev=c_prev, W_x=W_x, W_h=W_h, b=b).items()
     }
     cell = torch.nn.LSTMCell(x.shape[1], h_prev.shape[1], dtype=torch.float64)
     h, c = torch.func.functional_call(
         cell,
         {
-            "weight_ih": t["W_ih"],
-            "weight_hh": t["W_hh"],
+            "weight_ih": t["W_x"],
+            "weight_hh": t["W_h"],
             "bias_ih": t["b"],
             "bias_hh": torch.zeros_like(t["b"]),
         },
@@ -170,16 +167,16 @@ def step_loss_torch(dh, dc, x, h_prev, c_prev, W_ih, W_hh, b):
     )
     loss = (h * torch.from_numpy(dh)).sum() + (c * torch.from_numpy(dc)).sum()
     loss.backward()
-    return [t[k].grad.numpy() for k in ("x", "h_prev", "c_prev", "W_ih", "W_hh", "b")]
+    return [t[k].grad.numpy() for k in ("x", "h_prev", "c_prev", "W_x", "W_h", "b")]
 
 
 def test_lstm_step_backward_matches_autograd(rng):
-    xs, h0, c0, W_ih, W_hh, b_ih, b_hh = lstm_setup(rng)
+    xs, h0, c0, W_x, W_h, b = lstm_setup(rng)
     dh, dc = rng.standard_normal((2, B, H))
-    args = (xs[0], h0, c0, W_ih, W_hh, b_ih + b_hh)
+    args = (xs[0], h0, c0, W_x, W_h, b)
     ours = lstm_step_backward(dh, dc, *args)
     theirs = step_loss_torch(dh, dc, *args)
-    names = ("dx", "dh_prev", "dc_prev", "dW_ih", "dW_hh", "db")
+    names = ("dx", "dh_prev", "dc_prev", "dW_x", "dW_h", "db")
     for name, a, t in zip(names, ours, theirs, strict=True):
         assert a.shape == t.shape, name
         assert max_rel_error(a, t) < 1e-10, name
@@ -193,9 +190,9 @@ def test_lstm_step_backward_matches_finite_differences():
         rng.standard_normal((Bs, Ds)),
         rng.standard_normal((Bs, Hs)),
         rng.standard_normal((Bs, Hs)),
-        w["W_ih"] * 2,
-        w["W_hh"] * 2,
-        w["b_ih"],
+        w["W_x"] * 2,
+        w["W_h"] * 2,
+        w["b"],
     ]
     dh, dc = rng.standard_normal((2, Bs, Hs))
 
@@ -217,10 +214,10 @@ def test_lstm_step_backward_matches_finite_differences():
 
 
 def test_lstm_backward_through_time_matches_nn_lstm(rng):
-    xs, h0, c0, W_ih, W_hh, b_ih, b_hh = lstm_setup(rng)
+    xs, h0, c0, W_x, W_h, b = lstm_setup(rng)
     dhs = rng.standard_normal((T, B, H))
-    ours = lstm_backward(dhs, xs, h0, c0, W_ih, W_hh, b_ih + b_hh)
-    net = torch_gated("lstm", W_ih, W_hh, b_ih, b_hh)
+    ours = lstm_backward(dhs, xs, h0, c0, W_x, W_h, b)
+    net = torch_gated("lstm", W_x, W_h, b)
     x_t = torch.tensor(xs, requires_grad=True)
     h0_t = torch.tensor(h0[None], requires_grad=True)
     c0_t = torch.tensor(c0[None], requires_grad=True)
@@ -240,14 +237,13 @@ def test_lstm_backward_through_time_matches_nn_lstm(rng):
 
 
 def test_cell_path_jacobian_is_diag_forget_gate(rng):
-    xs, h0, c0, W_ih, W_hh, b_ih, b_hh = lstm_setup(rng)
-    b = b_ih + b_hh
-    f = sigmoid(xs[0] @ W_ih[H : 2 * H].T + h0 @ W_hh[H : 2 * H].T + b[H : 2 * H])
+    xs, h0, c0, W_x, W_h, b = lstm_setup(rng)
+    f = sigmoid(xs[0] @ W_x[H : 2 * H].T + h0 @ W_h[H : 2 * H].T + b[H : 2 * H])
     # dc = e_j picks column j of dc/dc_prev; with dh = 0 only the cell path is left.
     for j in range(H):
         dc = np.zeros((B, H))
         dc[:, j] = 1.0
-        _, _, dc_prev, *_ = lstm_step_backward(np.zeros((B, H)), dc, xs[0], h0, c0, W_ih, W_hh, b)
+        _, _, dc_prev, *_ = lstm_step_backward(np.zeros((B, H)), dc, xs[0], h0, c0, W_x, W_h, b)
         assert np.allclose(dc_prev, f * dc, rtol=0, atol=1e-15)
 
 
@@ -257,7 +253,7 @@ def test_cell_path_jacobian_is_diag_forget_gate(rng):
         (
             lstm_step_forward,
             lambda a: (a["x"][:, :-1], a["h"], a["c"], a["Wi"], a["Wh"], a["b"]),
-            "W_ih",
+            "W_x",
         ),
         (
             lstm_step_forward,
@@ -267,7 +263,7 @@ def test_cell_path_jacobian_is_diag_forget_gate(rng):
         (
             lstm_step_forward,
             lambda a: (a["x"], a["h"], a["c"], a["Wi"], a["Wh"][:H], a["b"]),
-            "W_hh",
+            "W_h",
         ),
         (lstm_step_forward, lambda a: (a["x"], a["h"], a["c"], a["Wi"], a["Wh"], a["b"][:-1]), "b"),
         (lstm_forward, lambda a: (a["x"], a["h"], a["c"], a["Wi"], a["Wh"], a["b"]), "xs"),
@@ -278,10 +274,10 @@ def test_cell_path_jacobian_is_diag_forget_gate(rng):
         ),
         (
             gru_step_forward,
-            lambda a: (a["x"], a["h"], a["Gi"], a["Gh"], a["gb"], a["gb"][:-1]),
-            "b_hh",
+            lambda a: (a["x"], a["h"], a["Gi"], a["Gh"], a["gb"], a["gb"]),
+            "b_hn",
         ),
-        (gru_step_forward, lambda a: (a["x"], a["h"], a["Gi"], a["Wh"], a["gb"], a["gb"]), "W_hh"),
+        (gru_step_forward, lambda a: (a["x"], a["h"], a["Gi"], a["Wh"], a["gb"], a["gb"]), "W_h"),
         (
             gru_forward,
             lambda a: (a["x"][None], a["h"][0], a["Gi"], a["Gh"], a["gb"], a["gb"]),
@@ -290,18 +286,18 @@ def test_cell_path_jacobian_is_diag_forget_gate(rng):
     ],
 )
 def test_bad_shapes_raise_naming_the_argument(rng, fn, args, name):
-    xs, h0, c0, W_ih, W_hh, b_ih, b_hh = lstm_setup(rng)
+    xs, h0, c0, W_x, W_h, b = lstm_setup(rng)
     g = init_gated("gru", D, H, rng)
     a = {
         "x": xs[0],
         "h": h0,
         "c": c0,
-        "Wi": W_ih,
-        "Wh": W_hh,
-        "b": b_ih + b_hh,
-        "Gi": g["W_ih"],
-        "Gh": g["W_hh"],
-        "gb": g["b_ih"],
+        "Wi": W_x,
+        "Wh": W_h,
+        "b": b,
+        "Gi": g["W_x"],
+        "Gh": g["W_h"],
+        "gb": g["b_x"],
     }
     with pytest.raises(ValueError, match=name):
         fn(*args(a))
@@ -345,11 +341,11 @@ def test_input_grad_norms_matches_independent_route_and_touches_nothing(module):
 
 
 def test_input_grad_norms_of_lstm_matches_numpy_bptt(rng):
-    xs, h0, c0, W_ih, W_hh, b_ih, b_hh = lstm_setup(rng)
-    net = torch_gated("lstm", W_ih, W_hh, b_ih, b_hh)
+    xs, h0, c0, W_x, W_h, b = lstm_setup(rng)
+    net = torch_gated("lstm", W_x, W_h, b)
     dhs = np.zeros((T, B, H))
     dhs[-1] = 1.0  # s = sum of the last output
-    dxs, *_ = lstm_backward(dhs, xs, np.zeros((B, H)), np.zeros((B, H)), W_ih, W_hh, b_ih + b_hh)
+    dxs, *_ = lstm_backward(dhs, xs, np.zeros((B, H)), np.zeros((B, H)), W_x, W_h, b)
     expected = np.linalg.norm(dxs.reshape(T, -1), axis=1)
     assert max_rel_error(input_grad_norms(net, torch.from_numpy(xs)), expected) < 1e-10
 
@@ -464,9 +460,9 @@ def test_train_is_seeded_and_reports(rng):
 
 
 def test_gru_jacobian_matches_autograd(rng):
-    xs, h0, W_ih, W_hh, b_ih, b_hh = gru_setup(rng)
-    J = gru_jacobian(xs[0], h0, W_ih, W_hh, b_ih, b_hh)
-    cell = torch_gated("gru", W_ih, W_hh, b_ih, b_hh, cell=True)
+    xs, h0, W_x, W_h, b_x, b_hn = gru_setup(rng)
+    J = gru_jacobian(xs[0], h0, W_x, W_h, b_x, b_hn)
+    cell = torch_gated("gru", W_x, W_h, b_x, b_hn, cell=True)
     x_t = torch.from_numpy(xs[0])
     for b in range(B):
         expected = torch.autograd.functional.jacobian(
@@ -474,11 +470,9 @@ def test_gru_jacobian_matches_autograd(rng):
         )
         assert max_rel_error(J[b], expected) < 1e-10
     # z -> 1 leaves only the direct path: the identity
-    shut = b_ih.copy()
+    shut = b_x.copy()
     shut[H : 2 * H] = 1000.0
-    assert np.allclose(
-        gru_jacobian(xs[0], h0, W_ih, W_hh, shut, b_hh), np.eye(H), rtol=0, atol=1e-12
-    )
+    assert np.allclose(gru_jacobian(xs[0], h0, W_x, W_h, shut, b_hn), np.eye(H), rtol=0, atol=1e-12)
 
 
 def test_race_gives_the_rnn_as_many_steps_as_the_slower_gated_model():
@@ -521,3 +515,47 @@ def test_load_results_reads_the_committed_file_and_explains_a_missing_one(tmp_pa
     assert {"command", "date"} <= set(grid["meta"])
     with pytest.raises(FileNotFoundError, match="make experiments"):
         load_results(tmp_path / "missing.json")
+
+
+def test_chung_update_gate_is_pytorchs_with_the_update_rows_negated(rng):
+    # 1 - sigmoid(a) = sigmoid(-a): Chung et al.'s z is PyTorch's 1 - u.
+    xs, h0, W_x, W_h, b_x, b_hn = gru_setup(rng)
+    args = (xs[0], h0, W_x, W_h, b_x, b_hn)
+    assert np.abs(gru_step_forward(*args) - gru_step_forward_chung(*args)).max() > 1e-2
+    flip = np.ones(3 * H)
+    flip[H : 2 * H] = -1.0
+    flipped = (xs[0], h0, W_x * flip[:, None], W_h * flip[:, None], b_x * flip, b_hn)
+    assert max_rel_error(gru_step_forward_chung(*flipped), gru_step_forward(*args)) < 1e-14
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("cell", [False, True])
+def test_numpy_weights_inverts_torch_gated_and_reads_pytorch_defaults(kind, cell):
+    w = init_gated(kind, D, H, np.random.default_rng(3))
+    back = numpy_weights(torch_gated(kind, **w, cell=cell))
+    assert back.keys() == w.keys()
+    assert all(np.array_equal(back[k], w[k]) for k in w)
+    # a module with PyTorch's own (non-zero) bias_hh computes what our functions compute
+    torch.manual_seed(0)
+    module = {"lstm": torch.nn.LSTMCell, "gru": torch.nn.GRUCell}[kind](D, H, dtype=torch.float64)
+    x, h = np.random.default_rng(4).standard_normal((2, B, D))[0], np.zeros((B, H)) + 0.3
+    p = numpy_weights(module)
+    if kind == "lstm":
+        want = module(torch.from_numpy(x), (torch.from_numpy(h), torch.from_numpy(h)))[0]
+        got = lstm_step_forward(x, h, h, **p)[0]
+    else:
+        want = module(torch.from_numpy(x), torch.from_numpy(h))
+        got = gru_step_forward(x, h, **p)
+    assert max_rel_error(got, want.detach()) < 1e-12
+
+
+def test_torch_gated_rejects_wrong_biases():
+    lstm, gru = (init_gated(k, D, H, np.random.default_rng(0)) for k in ("lstm", "gru"))
+    with pytest.raises(ValueError, match="one bias b"):
+        torch_gated("lstm", lstm["W_x"], lstm["W_h"], lstm["b"], np.zeros(H))
+    with pytest.raises(ValueError, match="b_hn"):
+        torch_gated("gru", gru["W_x"], gru["W_h"], gru["b_x"])
+    with pytest.raises(ValueError, match="b_hn"):
+        torch_gated("gru", gru["W_x"], gru["W_h"], gru["b_x"], np.zeros(H + 1))
+    with pytest.raises(ValueError, match="module"):
+        numpy_weights(torch.nn.RNN(D, H))
