@@ -30,6 +30,8 @@ def build(tmp_path, body):
     (book / "_config.yml").write_text(config)
     (book / "book" / "images").mkdir(parents=True)  # files the real config points at
     shutil.copy(ROOT / "book" / "images" / "favicon.png", book / "book" / "images")
+    for folder in ("_ext", "_static"):  # the book's own Sphinx extension and stylesheet
+        shutil.copytree(ROOT / "book" / folder, book / "book" / folder)
     (book / "_toc.yml").write_text("format: jb-book\nroot: page\n")
     (book / "page.md").write_text(HEADER + textwrap.dedent(body))
     return subprocess.run(
