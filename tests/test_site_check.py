@@ -77,6 +77,7 @@ def test_self_test_detects_every_problem():
 
 
 def test_the_ipynb_download_must_be_the_paired_notebook(tmp_path):
+    (tmp_path / "site").mkdir()
     site, repo = make_site(tmp_path / "site"), tmp_path / "repo"
     (site / "_sources" / "book").mkdir(parents=True)
     (repo / "book").mkdir(parents=True)
