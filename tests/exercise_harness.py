@@ -16,34 +16,17 @@ from pathlib import Path
 import nbformat
 import numpy as np
 
+from grader.registry import by_id
+
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = ROOT / "solutions"
 EXERCISES = ROOT / "exercises"
 
-# assignment id -> (notebook name, chapter file)
-ASSIGNMENTS = {
-    "01_forward": ("forward", "forward.md"),
-    "02_bptt": ("bptt", "manual_bptt.md"),
-    "03_clipping": ("clipping", "clipping.md"),
-    "04_truncated": ("truncated", "truncated.md"),
-    "05_lstm_gru": ("lstm_gru", "gated.md"),
-}
-
-# The graded functions of each assignment (the fixed contract).
-CONTRACT = {
-    "01_forward": ["rnn_step_forward", "rnn_forward", "softmax", "sequence_loss"],
-    "02_bptt": ["rnn_step_backward", "rnn_backward", "output_backward", "numerical_gradient"],
-    "03_clipping": ["global_norm", "clip_grad_norm", "clip_grad_value"],
-    "04_truncated": ["tbptt_chunks", "truncated_bptt_grads"],
-    "05_lstm_gru": [
-        "lstm_step_forward",
-        "lstm_forward",
-        "lstm_step_backward",
-        "gru_step_forward",
-        "gru_forward",
-        "input_grad_norms",
-    ],
-}
+# From the registry (solutions/assignments.toml), the one list of assignments:
+# assignment id -> (notebook name, chapter file), and the graded functions (the contract).
+REGISTRY = by_id()
+ASSIGNMENTS = {a.id: (a.notebook, f"{a.chapter}.md") for a in REGISTRY.values()}
+CONTRACT = {a.id: list(a.functions) for a in REGISTRY.values()}
 
 
 def source_path(assignment: str) -> Path:
