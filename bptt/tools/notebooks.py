@@ -46,7 +46,9 @@ def chapters(root: Path = ROOT) -> list[Path]:
     """The TOC's pages that are notebooks (MyST Markdown with a kernelspec), in order."""
     toc = yaml.safe_load((root / "_toc.yml").read_text())
     pages = [root / (f + ".md") for f in [toc["root"], *_toc_files(toc.get("parts", []))]]
-    return [p for p in pages if p.exists() and "kernelspec" in jupytext.read(p).metadata]
+    return [
+        p for p in pages if p.exists() and "kernelspec" in jupytext.read(p, fmt="md:myst").metadata
+    ]
 
 
 def paired_notebook(chapter: Path, root: Path = ROOT) -> str:
