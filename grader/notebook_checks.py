@@ -1,0 +1,184 @@
+# Test helpers, read-only. Run this cell before the tests; you do not need to read it.
+# Each check calls your function on fresh copies of its inputs, compares the result with an
+# oracle in float64 (PyTorch, or finite differences) and, when they differ, looks for the
+# mistakes students commonly make, so that the message tells you what to fix.
+import numpy as np
+import torch
+
+torch.set_num_threads(1)  # the tests' tensors are tiny: more threads only add overhead
+
+
+def _tc_fail(message):
+    __tracebackhide__ = True
+    raise AssertionError(message)
+
+
+def _tc_todo(name):
+    return f"{name} is not implemented yet: replace `raise NotImplementedError()` with your code."
+
+
+def _tc_t(a):
+    """A float64 torch tensor holding a copy of a numpy array."""
+    return torch.tensor(np.asarray(a), dtype=torch.float64)
+
+
+def _tc_describe(x):
+    if isinstance(x, (tuple, list)):
+        return f"a {type(x).__name__} of {len(x)} values"
+    if isinstance(x, (np.ndarray, torch.Tensor)):
+        return f"an array of shape {tuple(x.shape)}"
+    return f"{type(x).__name__} {x!r}"[:120]
+
+
+def _tc_shapes(args):
+    return ", ".join(f"{k} {np.shape(v)}" for k, v in args.items() if isinstance(v, np.ndarray))
+
+
+def _tc_copy(v):
+    if isinstance(v, np.ndarray):
+        return v.copy()
+    if isinstance(v, list) and all(isinstance(a, np.ndarray) for a in v):
+        return [a.copy() for a in v]
+    if isinstance(v, dict) and all(isinstance(a, np.ndarray) for a in v.values()):
+        return {k: a.copy() for k, a in v.items()}
+    return v
+
+
+def _tc_same(a, b):
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_tc_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_tc_same(a[k], b[k]) for k in a)
+    if isinstance(a, np.ndarray):
+        return a.shape == b.shape and np.array_equal(a, b, equal_nan=True)
+    return True
+
+
+def _tc_call(fn, args, mutable=(), note=""):
+    """Call fn(*args.values()), on copies of the arrays except those named in `mutable`;
+    report exceptions, and inputs changed in place."""
+    __tracebackhide__ = True
+    name = getattr(fn, "__name__", "your function")
+    given = {k: v if k in mutable else _tc_copy(v) for k, v in args.items()}
+    try:
+        out = fn(*given.values())
+    except NotImplementedError:
+        raise AssertionError(_tc_todo(name)) from None
+    except Exception as e:
+        text = str(e)
+        hint = ""
+        if "matmul" in text or "not aligned" in text:
+            hint = (
+                " A matrix product has mismatched shapes. Weights are stored (out, in), as in"
+                " PyTorch. Forward, rows (B, in) times W.T give (B, out); backward, gradients"
+                " (B, out) times W give (B, in), with no .T."
+            )
+        elif "broadcast" in text:
+            hint = (
+                " Two arrays' shapes do not fit together:"
+                " print the shapes of your intermediate arrays."
+            )
+        raise AssertionError(
+            f"{name} raised {type(e).__name__}: {text}. Its inputs had shapes "
+            f"{_tc_shapes(args)}.{hint}{note}"
+        ) from e
+    for k, v in args.items():
+        if k in mutable or given[k] is v:
+            continue
+        if not _tc_same(given[k], v):
+            _tc_fail(
+                f"{name} changed its input `{k}` in place. Leave inputs untouched and compute new "
+                f"arrays (`a = a - m`, not `a -= m`)."
+            )
+    return out
+
+
+def _tc_unpack(name, out, names):
+    """out must be a tuple (or list) of len(names) values."""
+    __tracebackhide__ = True
+    if not isinstance(out, (tuple, list)) or len(out) != len(names):
+        _tc_fail(
+            f"{name} must return {len(names)} values, ({', '.join(names)}), in this order; "
+            f"it returned {_tc_describe(out)}."
+        )
+    return out
+
+
+def _tc_array(what, got, shape, dims=""):
+    """got as a float64 array of the given shape, or a message saying what is wrong."""
+    __tracebackhide__ = True
+    if got is None:
+        _tc_fail(f"{what} is None: did you forget a `return`?")
+    if isinstance(got, torch.Tensor):
+        got = got.detach().cpu().numpy()
+    try:
+        got = np.asarray(got, dtype=np.float64)
+    except (TypeError, ValueError):
+        _tc_fail(f"{what} must be a numpy array of numbers, got {_tc_describe(got)}.")
+    shape = tuple(shape)
+    if got.shape != shape:
+        note = ""
+        if len(shape) > 1 and got.shape == shape[::-1]:
+            note = " It looks transposed."
+        _tc_fail(
+            f"{what} has shape {got.shape}; expected {dims + ' = ' if dims else ''}{shape}.{note}"
+        )
+    return got
+
+
+def _tc_scalar(what, got):
+    """got as a Python float, or a message saying it is not a single number."""
+    __tracebackhide__ = True
+    if isinstance(got, torch.Tensor):
+        got = got.detach().cpu().numpy()
+    a = np.asarray(got)
+    if got is None or a.size != 1 or not np.issubdtype(a.dtype, np.number):
+        _tc_fail(f"{what} must be a single number (a float); got {_tc_describe(got)}.")
+    return float(a.reshape(()))
+
+
+def _tc_close(got, want, rtol=1e-6, atol=1e-9):
+    got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
+    if got.shape != want.shape or not np.all(np.isfinite(got)):
+        return False
+    scale = float(np.abs(want).max()) if want.size else 0.0
+    return bool(np.all(np.abs(got - want) <= atol + rtol * (np.abs(want) + 0.1 * scale)))
+
+
+def _tc_compare(what, got, want, hints=(), oracle="the oracle", rtol=1e-6, atol=1e-9):
+    """Fail unless got ~ want; if got matches a known mistake, name it."""
+    __tracebackhide__ = True
+    want = np.asarray(want, dtype=np.float64)
+    if _tc_close(got, want, rtol, atol):
+        return
+    for candidate, message in hints:
+        try:
+            with np.errstate(all="ignore"):
+                c = candidate()
+        except Exception:
+            continue
+        if c is None:
+            continue
+        c = np.asarray(c, dtype=np.float64)
+        if c.shape == np.shape(got) and (
+            _tc_close(got, c, rtol, atol)
+            or (
+                np.array_equal(np.isnan(got), np.isnan(c))
+                and np.isnan(c).any()
+                and _tc_close(np.nan_to_num(got), np.nan_to_num(c), rtol, atol)
+            )
+        ):
+            _tc_fail(f"{what} is wrong: {message}")
+    got = np.asarray(got, dtype=np.float64)
+    if not np.all(np.isfinite(got)):
+        _tc_fail(
+            f"{what} contains NaN or inf where {oracle} gives finite values "
+            f"(an overflow, or a log or a division of 0?)."
+        )
+    err = np.abs(got - want)
+    i = np.unravel_index(int(np.argmax(err)), err.shape) if err.ndim else ()
+    where = f" at index {tuple(int(j) for j in i)}" if err.ndim else ""
+    _tc_fail(
+        f"{what} does not match {oracle}: the largest difference is {err.max():.3g}{where} "
+        f"(got {got[i]:.6g}, expected {want[i]:.6g})."
+    )
