@@ -49,3 +49,18 @@ def problem(rng):
         "targets": rng.integers(0, V, size=(T, B)),
         "dims": {"T": T, "B": B, "D": D, "H": H, "V": V},
     }
+
+
+@pytest.fixture(scope="module")
+def ref():
+    """ref(assignment): the namespace of the assignment's reference solution (cached)."""
+    from exercise_harness import reference
+
+    cache: dict = {}
+
+    def get(assignment):
+        if assignment not in cache:
+            cache[assignment] = reference(assignment)
+        return cache[assignment]
+
+    return get

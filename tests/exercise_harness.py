@@ -15,7 +15,9 @@ from pathlib import Path
 
 import nbformat
 import numpy as np
+import torch
 
+from bptt.oracles import max_rel_error  # noqa: F401 - for the assignments' test modules
 from grader.registry import by_id
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -159,3 +161,70 @@ def student_notebook(assignment: str, replace: dict[str, str] | None = None, sol
         if replace and cell.id in replace:
             cell.source = replace[cell.id]
     return nb
+
+
+# ---------------------------------------------------------------- oracles' helpers
+
+TOL = 1e-10
+
+
+def reference(assignment: str) -> dict:
+    """The namespace of a source notebook's code without its test helpers and tests: the given
+    code and the reference solutions, as a student who solved it would have them."""
+    namespace: dict = {"__name__": "reference"}
+    solutions = solution_sources(assignment)
+    for cell in read(source_path(assignment)).cells:
+        if (
+            cell.cell_type != "code"
+            or nbgrader_meta(cell).get("grade_id") == "checks"
+            or is_test(cell)
+        ):
+            continue
+        exec(compile(solutions.get(cell.id, cell.source), cell.id, "exec"), namespace)
+    return namespace
+
+
+def t(a):
+    return torch.tensor(np.asarray(a), dtype=torch.float64)
+
+
+def rnn_data(rng, T=6, B=3, D=5, H=4):
+    W_hh = rng.standard_normal((H, H)) / np.sqrt(H)
+    assert not np.allclose(W_hh, W_hh.T)
+    return (
+        rng.standard_normal((T, B, D)),
+        rng.standard_normal((B, H)),
+        rng.standard_normal((H, D)) / np.sqrt(D),
+        W_hh,
+        rng.standard_normal(H),
+    )
+
+
+def torch_rnn(W_xh, W_hh, b_h):
+    H, D = W_xh.shape
+    rnn = torch.nn.RNN(D, H, dtype=torch.float64)
+    with torch.no_grad():
+        for name, value in zip(
+            rnn._flat_weights_names, (W_xh, W_hh, b_h, np.zeros(H)), strict=False
+        ):
+            getattr(rnn, name).copy_(t(value))
+    return rnn
+
+
+def assignment_tests(assignment: str):
+    """tests/assignments/test_<id>.py, the module with the assignment's mistakes and variations."""
+    import importlib.util
+
+    path = ROOT / "tests" / "assignments" / f"test_{assignment}.py"
+    if not path.exists():
+        raise FileNotFoundError(f"{assignment} has no test module {path.relative_to(ROOT)}")
+    spec = importlib.util.spec_from_file_location(f"assignment_{assignment}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def all_mutants() -> tuple[list[Mutant], list[Mutant]]:
+    """(mistakes, variations) of every registered assignment."""
+    modules = [assignment_tests(a) for a in ASSIGNMENTS]
+    return [m for mod in modules for m in mod.MUTANTS], [v for mod in modules for v in mod.VARIANTS]

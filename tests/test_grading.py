@@ -25,6 +25,7 @@ import pytest
 from exercise_harness import (
     ASSIGNMENTS,
     ROOT,
+    all_mutants,
     is_test,
     mutant_replacements,
     points,
@@ -33,10 +34,11 @@ from exercise_harness import (
     source_path,
     student_notebook,
 )
-from exercise_mutants import MUTANTS
 
 from bptt.grading.autograde import check_notebook, discover
 from bptt.grading.feedback import hide_cell_frames
+
+MUTANTS, _ = all_mutants()
 
 NOTEBOOK = {a: f"{nb}.ipynb" for a, (nb, _) in ASSIGNMENTS.items()}
 

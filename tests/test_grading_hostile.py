@@ -33,6 +33,7 @@ import nbformat
 import pytest
 from exercise_harness import (
     ROOT,
+    all_mutants,
     is_test,
     mutant_replacements,
     points,
@@ -40,7 +41,8 @@ from exercise_harness import (
     source_path,
     student_notebook,
 )
-from exercise_mutants import MUTANTS
+
+MUTANTS, _ = all_mutants()
 
 A = "03_clipping"  # the hostile submissions' assignment: small, numpy only, 11 points
 NB = "clipping.ipynb"
@@ -275,6 +277,7 @@ def probe(paths: dict, port: int) -> str:
     """A cell that tries what the sandbox must deny and prints the outcome of each attempt."""
     return f"""
 import os, socket, subprocess
+
 def attempt(label, action):
     try:
         action()
