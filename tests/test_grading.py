@@ -39,6 +39,9 @@ from bptt.grading.autograde import check_notebook, discover
 from bptt.grading.feedback import hide_cell_frames
 
 NOTEBOOK = {a: f"{nb}.ipynb" for a, (nb, _) in ASSIGNMENTS.items()}
+# `make` with this interpreter's environment as the Makefile's VENV, never (re)installing it:
+# `-o` takes the venv's install stamp as up to date whatever its age.
+MAKE = ["make", "--no-print-directory", f"VENV={sys.prefix}", "-o", f"{sys.prefix}/.installed"]
 
 
 def combined_mistakes(assignment):
@@ -103,8 +106,7 @@ def batch(tmp_path_factory):
     start = time.perf_counter()
     proc = subprocess.run(
         [
-            "make",
-            "--no-print-directory",
+            *MAKE,
             "grade",
             f"SUBMISSIONS={subs}",
             f"GRADES={grades}",
@@ -283,10 +285,53 @@ def test_hidden_frames_are_dropped_from_tracebacks():
 
 
 def test_make_grade_needs_its_arguments():
-    proc = subprocess.run(
-        ["make", "--no-print-directory", "grade"], cwd=ROOT, capture_output=True, text=True
-    )
+    proc = subprocess.run([*MAKE, "grade"], cwd=ROOT, capture_output=True, text=True)
     assert (
         proc.returncode != 0
         and "usage: make grade SUBMISSIONS=<dir> GRADES=<file.csv>" in proc.stdout
     )
+
+
+def test_stock_nbgrader_commands_with_the_course_config(tmp_path):
+    """`nbgrader generate_assignment / autograde / generate_feedback / export`, the stock
+    commands with nbgrader_config.py (its sandboxed execution): a correct notebook gets full
+    marks; when the sandbox cannot start, the submission fails loudly (an error in nbgrader's
+    log, a non-zero exit, no autograded notebook), never a silent 0."""
+    a, nb = "03_clipping", NOTEBOOK["03_clipping"]
+    for student in ("ok", "nobox"):
+        write(tmp_path / "submitted" / student / a, student_notebook(a), assignment=a)
+    where = [
+        f"--CourseDirectory.submitted_directory={tmp_path / 'submitted'}",
+        f"--CourseDirectory.autograded_directory={tmp_path / 'autograded'}",
+        f"--CourseDirectory.feedback_directory={tmp_path / 'feedback'}",
+        f"--CourseDirectory.release_directory={tmp_path / 'release'}",
+        f"--CourseDirectory.db_url=sqlite:///{tmp_path / 'gradebook.db'}",
+        f"--SandboxedExecute.report_dir={tmp_path / 'reports'}",
+    ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BPTT_")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # alembic
+    env["PYTHONPATH"] = f"{ROOT}{os.pathsep}{env.get('PYTHONPATH', '')}"
+
+    def nbgrader(*args, **extra):
+        cmd = [sys.executable, "-m", "nbgrader", *args, *where]
+        run = {"capture_output": True, "text": True, "env": {**env, **extra}, "timeout": 300}
+        return subprocess.run(cmd, cwd=ROOT, **run)
+
+    assert nbgrader("generate_assignment", a, "--force").returncode == 0
+    ok = nbgrader("autograde", a, "--student=ok")
+    assert ok.returncode == 0, ok.stderr[-3000:]
+    bad = nbgrader("autograde", a, "--student=nobox", BPTT_BWRAP=str(tmp_path / "no-bwrap"))
+    assert bad.returncode != 0, bad.stderr[-3000:]
+    errors = [ln for ln in bad.stderr.splitlines() if "| ERROR]" in ln]
+    assert any("the sandbox could not start" in ln for ln in errors), bad.stderr[-3000:]
+    assert not (tmp_path / "autograded" / "nobox" / a / nb).exists(), "no zero is recorded"
+    assert (tmp_path / "autograded" / "ok" / a / nb).is_file()
+    fb = nbgrader("generate_feedback", a, "--student=ok")
+    assert fb.returncode == 0, fb.stderr[-3000:]
+    assert (tmp_path / "feedback" / "ok" / a / nb.replace(".ipynb", ".html")).is_file()
+    out = tmp_path / "grades.csv"
+    ex = nbgrader("export", f"--CsvExportPlugin.to={out}")
+    assert ex.returncode == 0, ex.stderr[-3000:]
+    with out.open() as fh:
+        rows = {r["student_id"]: r for r in csv.DictReader(fh)}
+    assert float(rows["ok"]["raw_score"]) == max_points(a)

