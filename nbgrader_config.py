@@ -1,5 +1,5 @@
 # nbgrader configuration of the course (nbgrader 0.9.6), read by every `nbgrader` command run
-# from this directory and by `make exercises` / `make grade` (python -m bptt.grading).
+# from this directory and by `make exercises` / `make grade` (python -m grader).
 #
 #   solutions/<assignment>/<notebook>.ipynb   source notebooks (reference solutions, hidden tests)
 #   exercises/<assignment>/<notebook>.ipynb   release notebooks, generated: `make exercises`
@@ -22,8 +22,8 @@ from nbgrader.preprocessors import (
     SaveAutoGrades,
 )
 
-from bptt.grading.execute import SandboxedExecute
-from bptt.grading.feedback import HideHiddenTestFrames
+from grader.execute import SandboxedExecute
+from grader.feedback import HideHiddenTestFrames
 
 c = get_config()  # noqa: F821 - provided by traitlets when it loads this file
 
@@ -59,7 +59,7 @@ c.Execute.timeout = 60  # seconds per cell; the tests of one cell take well unde
 c.Execute.interrupt_on_timeout = True
 
 # Execution: nbgrader's Execute runs the tests in the kernel that runs the student's code, where
-# the code can patch them. SandboxedExecute (bptt/grading/execute.py) runs the read-only cells
+# the code can patch them. SandboxedExecute (grader/execute.py) runs the read-only cells
 # (tests, helpers) here and the student's cells in a bubblewrap sandbox, calling the student's
 # functions across; everything else is nbgrader's. `make grade` sets the limits from MEMORY,
 # CELL_TIMEOUT, NOTEBOOK_TIMEOUT and SANDBOX; these are the defaults.

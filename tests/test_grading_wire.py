@@ -1,7 +1,7 @@
-"""The wire between the tests and the student's process (bptt.grading.wire), in one process:
+"""The wire between the tests and the student's process (grader.wire), in one process:
 values keep their types, in-place changes and identities cross as in one interpreter, callbacks
 work, exceptions keep their builtin types, and malformed messages are refused. Also the static
-tampering scan (bptt.grading.execute.scan_source)."""
+tampering scan (grader.execute.scan_source)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import pytest
 import torch
 from exercise_harness import ASSIGNMENTS, read, source_path, strip_solution_markers
 
-from bptt.grading import wire
-from bptt.grading.execute import contract_names, scan_source
+from grader import wire
+from grader.execute import contract_names, scan_source
 
 
 class Pair:

@@ -5,7 +5,7 @@ Makefile or directly:
 
     make exercises                                    # solutions/ -> exercises/ (release notebooks)
     make grade SUBMISSIONS=<dir> GRADES=<file.csv>     # autograde a class, write feedback and a CSV
-    python -m bptt.grading --help
+    python -m grader --help
 
 ``autograde`` holds the driver (layout checks, resumable batches, parallel workers, the CSV),
 ``execute`` the nbgrader preprocessor that runs the tests in the grader and the student's code in

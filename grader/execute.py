@@ -8,8 +8,8 @@ feedback. Only the execution differs:
 * cells that the gradebook knows as read-only (test cells, the test helpers, given code) run in
   **this** process, in a fresh namespace, with the gradebook's source, never the submission's;
 * every other code cell (the student's answers and any cells they added) runs in a sandboxed
-  process (:mod:`bptt.grading.sandbox`); the contract's functions appear in the tests' namespace
-  as stubs that call into the sandbox (:mod:`bptt.grading.wire`).
+  process (:mod:`grader.sandbox`); the contract's functions appear in the tests' namespace
+  as stubs that call into the sandbox (:mod:`grader.wire`).
 
 So a test cell passes only if the tests, with this process's own numpy and torch, accept the
 values that the student's functions returned. Patching ``np.allclose``, the builtins, the test
@@ -38,8 +38,8 @@ from nbformat.v4 import new_output
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Bool, Integer, List, Unicode
 
-from bptt.grading import wire
-from bptt.grading.sandbox import Limits, Sandbox, SandboxError, parse_size
+from grader import wire
+from grader.sandbox import Limits, Sandbox, SandboxError, parse_size
 
 BASE64 = re.compile(r"^[A-Za-z0-9+/=\s]*$")
 # Modules whose attributes a student's cell has no business assigning.

@@ -35,11 +35,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bptt.grading import wire
+from grader import wire
 
 HERE = Path(__file__).resolve().parent
 RUNNER, WIRE = HERE / "runner.py", HERE / "wire.py"
-REPO = HERE.parents[1]  # the course repository: solutions, gradebook, submissions
+REPO = HERE.parent  # the course repository: solutions, gradebook, submissions
 HOME = "/home/student"
 STARTUP_SECONDS = 60.0
 

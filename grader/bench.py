@@ -8,7 +8,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bptt.grading.autograde import GRADED, ROOT, assignments, grade
+from grader.autograde import GRADED, ROOT, assignments, grade
 
 
 def solved_notebook(assignment: str, notebook: str) -> dict:

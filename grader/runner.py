@@ -2,7 +2,7 @@
 
     python -I runner.py READ_FD WRITE_FD
 
-Started by :mod:`bptt.grading.sandbox` (inside bubblewrap) with only this file and ``wire.py``
+Started by :mod:`grader.sandbox` (inside bubblewrap) with only this file and ``wire.py``
 from the course; it must not import ``bptt``. It executes the student's cells in an IPython shell
 (magics, display and tracebacks as in a notebook), keeps their outputs within a size budget, and
 serves calls of the student's functions from the tests, which run in the grader (see

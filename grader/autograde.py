@@ -1,14 +1,14 @@
 """Autograde a folder of submissions with nbgrader, write per-student feedback and one CSV.
 
-    python -m bptt.grading SUBMISSIONS GRADES.csv [--workdir _grading] [--workers N]
+    python -m grader SUBMISSIONS GRADES.csv [--workdir _grading] [--workers N]
         [--memory 4G] [--cell-timeout 60] [--notebook-timeout 600] [--sandbox on|off]
         [--gradebook URL] [--regrade] [--shard I/N] [--no-feedback]
 
 ``SUBMISSIONS`` is laid out like nbgrader's submitted folder,
 ``<student_id>/<assignment_id>/<notebook>.ipynb``; students are created in the gradebook as
 needed. nbgrader keeps the gradebook, restores read-only cells, records scores and writes
-feedback; the execution is :mod:`bptt.grading.execute`: the tests run in the grader, the
-student's code in a bubblewrap sandbox (:mod:`bptt.grading.sandbox`), so no submission can fake a
+feedback; the execution is :mod:`grader.execute`: the tests run in the grader, the
+student's code in a bubblewrap sandbox (:mod:`grader.sandbox`), so no submission can fake a
 pass, and none can stop the batch or touch anything outside its own working copy.
 
 The CSV has one row per student, assignment and notebook:
@@ -51,9 +51,9 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from bptt.grading.sandbox import Limits, SandboxError, bwrap_path, parse_size, selftest
+from grader.sandbox import Limits, SandboxError, bwrap_path, parse_size, selftest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "nbgrader_config.py"
 FIELDS = [
     "student_id",
@@ -794,7 +794,7 @@ def _shard(text: str) -> tuple[int, int]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m bptt.grading", description=__doc__.split("\n\n")[0]
+        prog="python -m grader", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument(
         "submissions",
