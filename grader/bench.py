@@ -8,7 +8,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from grader.autograde import GRADED, ROOT, assignments, grade
+from grader.batch import grade
+from grader.layout import ROOT, assignments
+from grader.rows import GRADED
 
 
 def solved_notebook(assignment: str, notebook: str) -> dict:

@@ -36,10 +36,11 @@ from pathlib import Path
 
 from nbformat.v4 import new_output
 from nbgrader.preprocessors import NbGraderPreprocessor
-from traitlets import Bool, Integer, List, Unicode
+from traitlets import Bool, Float, Integer, List, Unicode
 
 from grader import wire
-from grader.sandbox import Limits, Sandbox, SandboxError, parse_size
+from grader.limits import DEFAULTS, Limits, parse_size
+from grader.sandbox import Sandbox, SandboxError
 
 BASE64 = re.compile(r"^[A-Za-z0-9+/=\s]*$")
 # Modules whose attributes a student's cell has no business assigning.
@@ -518,10 +519,15 @@ class NotebookRun:
 class SandboxedExecute(NbGraderPreprocessor):
     """nbgrader preprocessor: execute a submission with the tests outside the student's process."""
 
-    cell_timeout = Integer(60, help="seconds per cell").tag(config=True)
-    notebook_timeout = Integer(600, help="seconds per notebook").tag(config=True)
-    memory = Unicode("4G", help="address space of the student's process").tag(config=True)
-    max_output = Integer(100_000, help="characters kept per output").tag(config=True)
+    # the defaults are grader.limits.DEFAULTS; make grade sets them from its options
+    cell_timeout = Float(DEFAULTS.cell_timeout, help="seconds per cell").tag(config=True)
+    notebook_timeout = Float(DEFAULTS.notebook_timeout, help="seconds per notebook").tag(
+        config=True
+    )
+    memory = Unicode(str(DEFAULTS.memory), help="bytes (or 4G) for the student's process").tag(
+        config=True
+    )
+    max_output = Integer(DEFAULTS.max_output, help="characters kept per output").tag(config=True)
     sandbox = Bool(True, help="bubblewrap isolation (False: SANDBOX=off, unsafe)").tag(config=True)
     tests_only_cells = List(
         ["checks"], help="read-only cells (grade ids) that only the tests need"
@@ -534,12 +540,12 @@ class SandboxedExecute(NbGraderPreprocessor):
     )
 
     def limits(self) -> Limits:
-        return Limits(
+        return DEFAULTS.but(
             memory=parse_size(self.memory),
-            cell_timeout=float(self.cell_timeout),
-            notebook_timeout=float(self.notebook_timeout),
-            max_output=int(self.max_output),
-            sandbox=bool(self.sandbox),
+            cell_timeout=self.cell_timeout,
+            notebook_timeout=self.notebook_timeout,
+            max_output=self.max_output,
+            sandbox=self.sandbox,
         )
 
     def preprocess(self, nb, resources):

@@ -13,7 +13,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from grader.autograde import ROOT, assignments, load_config
+from grader.config import load_config
+from grader.layout import ROOT, assignments
 
 
 def generate_release(out: Path = ROOT / "exercises", workdir: Path | None = None) -> list[Path]:

@@ -332,7 +332,7 @@ def main(argv: list[str]) -> int:
             {"op": "selftest", "checks": selftest(init.get("paths", {}), init.get("port"))}
         )
         return 0
-    limit = int(init.get("max_output", 100_000))
+    limit = int(init["max_output"])
     contract = [str(n) for n in init.get("contract", [])]
     source = os.path.join(HOME, "submission")
     work = os.path.join(HOME, "work") if os.path.isdir(HOME) else os.getcwd()

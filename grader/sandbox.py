@@ -32,10 +32,10 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from grader import wire
+from grader.limits import Limits
 
 HERE = Path(__file__).resolve().parent
 RUNNER, WIRE = HERE / "runner.py", HERE / "wire.py"
@@ -46,33 +46,6 @@ STARTUP_SECONDS = 60.0
 
 class SandboxError(RuntimeError):
     """The sandbox cannot start: grading must stop (never fall back to running unsandboxed)."""
-
-
-def parse_size(text: str | int) -> int:
-    """'4G', '512M', '1.5GiB' or a number of bytes -> bytes."""
-    if isinstance(text, int):
-        return text
-    s = str(text).strip().upper().removesuffix("IB").removesuffix("B")
-    units = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
-    try:
-        if s and s[-1] in units:
-            return int(float(s[:-1]) * units[s[-1]])
-        return int(float(s))
-    except ValueError:
-        raise ValueError(f"not a size: {text!r} (e.g. 4G, 512M)") from None
-
-
-@dataclass
-class Limits:
-    memory: int = 4 * 2**30  # bytes of address space for the student's process
-    cell_timeout: float = 60.0  # seconds per cell
-    notebook_timeout: float = 600.0  # seconds per notebook, replays after a restart included
-    max_output: int = 100_000  # characters per output (streams, results, tracebacks)
-    disk: int = 256 * 2**20  # bytes in each private tmpfs (/tmp, the working copy)
-    sandbox: bool = True  # bubblewrap; False only with SANDBOX=off
-
-    def as_dict(self) -> dict:
-        return dict(vars(self))
 
 
 # ---------------------------------------------------------------------- seccomp

