@@ -4,20 +4,16 @@ The grader runs the tests; the student's functions run in another process (the s
 calls ``rnn_forward(xs, ...)``: the arguments travel to the sandbox, the student's function runs
 there, and the result travels back. Nothing the student's code does can reach the tests' own
 namespace, their copies of numpy and torch, or the verdict: all the grader receives is data.
+Both sides use this module (the sandbox imports a read-only copy; torch only when it is loaded).
 
-Both sides use this module (the sandbox imports it from a read-only copy; it needs numpy, and
-torch only when tensors or modules travel). Design:
-
-* **No pickle.** A message is a JSON header plus raw byte blobs. Values are encoded as tagged
-  nodes: Python scalars, strings, tuples, numpy arrays and scalars of numeric dtypes, torch tensors,
-  and ``torch.nn`` recurrent modules from an allowlist (rebuilt from their hyper-parameters). Any
-  other object arrives as an :class:`Opaque` stand-in that only knows its type name. Decoding
-  never imports or calls anything named in a message.
+* **No pickle, an allowlist.** A message is a JSON header plus raw byte blobs. Only what the
+  assignments' contracts pass and return travels (:data:`TYPES`); any other object arrives as an
+  :class:`Opaque` stand-in that only knows its type name. Decoding never imports or calls
+  anything named in a message.
 * **Shared mutable objects.** Tests check in-place semantics ("clip_grad_norm scales the caller's
-  arrays", "numerical_gradient puts x back", "the list got new arrays"), so every list, dict, array,
-  tensor and module that crosses gets an id, and *every* message carries the current contents of
-  all of them. The receiver updates its own objects in place: identities on each side are kept
-  (``refs[0] is mine[0]`` stays true or becomes false exactly as in one process).
+  arrays", "numerical_gradient puts x back"), so every list, dict, array, tensor and module that
+  crosses gets an id, and *every* message carries the current contents of all of them. The
+  receiver updates its own objects in place: identities on each side are kept.
 * **Callbacks.** A function among the arguments (``numerical_gradient(f, x)``) becomes a stub on
   the other side; calling it sends a nested ``call`` message back, served before the reply.
 * **Untrusted input.** Sizes, depth, dtypes and shapes are checked; a violation raises
@@ -31,66 +27,38 @@ import json
 import os
 import select
 import struct
+import sys
 import time
 
 import numpy as np
 
+# What may travel: node tag -> the values it carries.
+TYPES = {
+    "py": "None, bool, int, float, str",
+    "tuple": "tuple",
+    "list": "list (shared)",
+    "dict": "dict (shared)",
+    "nd": "numpy array of a numeric dtype (shared)",
+    "nps": "numpy scalar of a numeric dtype",
+    "tensor": "torch tensor of a numeric dtype, with requires_grad and grad (shared)",
+    "module": "torch.nn.RNN, LSTM or GRU, rebuilt from its hyper-parameters (shared)",
+    "fn": "function (a callback: calls travel back)",
+}
 MAX_MESSAGE = 256 * 2**20  # bytes in one message
 MAX_HEADER = 16 * 2**20  # bytes of JSON in one message (arrays travel as blobs, outside it)
 MAX_REPLY = 64 * 2**20  # bytes in one message from the student's process (the grader refuses more)
 MAX_DEPTH = 64
 MAX_NODES = 1_000_000
-HEADER = struct.Struct("<II")  # JSON length, number of blobs
-BLOB = struct.Struct("<Q")
-DTYPES = {
-    np.dtype(t).str: np.dtype(t)
-    for t in (
-        "bool",
-        "int8",
-        "int16",
-        "int32",
-        "int64",
-        "uint8",
-        "uint16",
-        "uint32",
-        "uint64",
-        "float16",
-        "float32",
-        "float64",
-        "complex64",
-        "complex128",
-    )
+HEADER, BLOB = struct.Struct("<II"), struct.Struct("<Q")  # (JSON length, blobs), blob length
+NUMERIC = ("bool", "int8", "int16", "int32", "int64", "uint8", "float16", "float32", "float64")
+DTYPES = {np.dtype(t).str: np.dtype(t) for t in (*NUMERIC, "uint16", "uint32", "uint64")}
+MODULES = {  # torch.nn modules that may travel, with the arguments that rebuild them
+    "RNN": ("input_size", "hidden_size", "num_layers", "nonlinearity", "bias", "batch_first"),
+    "LSTM": ("input_size", "hidden_size", "num_layers", "bias", "batch_first", "proj_size"),
+    "GRU": ("input_size", "hidden_size", "num_layers", "bias", "batch_first"),
 }
-TORCH_DTYPES = (
-    "bool",
-    "int8",
-    "int16",
-    "int32",
-    "int64",
-    "uint8",
-    "float16",
-    "float32",
-    "float64",
-    "complex64",
-    "complex128",
-)
-# torch.nn modules that may travel, with the constructor arguments that rebuild them.
-MODULES = {
-    "RNN": ("input_size", "hidden_size", "num_layers", "nonlinearity", "bias", "batch_first",
-            "dropout", "bidirectional"),
-    "LSTM": ("input_size", "hidden_size", "num_layers", "bias", "batch_first", "dropout",
-             "bidirectional", "proj_size"),
-    "GRU": ("input_size", "hidden_size", "num_layers", "bias", "batch_first", "dropout",
-            "bidirectional"),
-    "RNNCell": ("input_size", "hidden_size", "bias", "nonlinearity"),
-    "LSTMCell": ("input_size", "hidden_size", "bias"),
-    "GRUCell": ("input_size", "hidden_size", "bias"),
-    "Linear": ("in_features", "out_features"),
-}  # fmt: skip
-EXCEPTION_TYPES = {
-    name: obj
-    for name, obj in vars(builtins).items()
-    if isinstance(obj, type) and issubclass(obj, Exception)
+EXCEPTIONS = {
+    n: o for n, o in vars(builtins).items() if isinstance(o, type) and issubclass(o, Exception)
 }
 
 
@@ -106,6 +74,10 @@ class Timeout(Exception):
     """No message arrived before the deadline."""
 
 
+class RemoteError(Exception):
+    """Base of exceptions re-raised from the other side whose type is not a builtin."""
+
+
 class Opaque:
     """Stands for an object of a type that cannot travel (only its type name does)."""
 
@@ -116,77 +88,54 @@ class Opaque:
         return f"<{self.type_name} object>"
 
 
-class RemoteError(Exception):
-    """Base of exceptions re-raised from the other side whose type is not a builtin."""
-
-
 def _torch():
-    import torch
-
-    return torch
-
-
-def _is_tensor(obj) -> bool:
-    torch = _loaded_torch()
-    return torch is not None and isinstance(obj, torch.Tensor)
-
-
-def _is_module(obj) -> bool:
-    torch = _loaded_torch()
-    return torch is not None and isinstance(obj, torch.nn.Module)
-
-
-def _loaded_torch():
-    import sys
-
+    """torch, if this process has loaded it (a message never makes it import anything)."""
     return sys.modules.get("torch") if "torch.nn" in sys.modules else None
 
 
-def exception_from(info: dict) -> Exception:
-    """An exception to raise here for the description ``info`` of one raised over there.
-
-    Builtin exception types are kept (tests catch ``ValueError``, ``FloatingPointError``,
-    ``NotImplementedError``); other types become a subclass of their nearest builtin base with the
-    same name. ``SystemExit``, ``KeyboardInterrupt`` and other non-``Exception`` types never
-    cross: they arrive as ``RuntimeError``.
-    """
-    name = str(info.get("type", "Exception"))[:100]
-    message = str(info.get("message", ""))[:4000]
-    mro = [str(n) for n in info.get("mro", [])][:50]
-    if name in EXCEPTION_TYPES:
-        return EXCEPTION_TYPES[name](message)
-    base = next((EXCEPTION_TYPES[n] for n in mro if n in EXCEPTION_TYPES), None)
-    if base is None:
-        return RuntimeError(f"{name}: {message}" if message else name)
-    if not name.isidentifier():
-        name = "RemoteError"
-    try:
-        cls = type(name, (base, RemoteError), {"__module__": "student"})
-        return cls(message)
-    except TypeError:
-        return base(message)
+def _is(obj, kind: str) -> bool:
+    torch = _torch()
+    return torch is not None and isinstance(
+        obj, torch.Tensor if kind == "tensor" else torch.nn.Module
+    )
 
 
-def describe_exception(e: BaseException) -> dict:
-    return {
-        "type": type(e).__name__,
-        "mro": [c.__name__ for c in type(e).__mro__],
-        "message": _safe_str(e)[:4000],
-    }
-
-
-def _safe_str(obj) -> str:
+def safe_str(obj) -> str:
     try:
         return str(obj)
     except Exception:  # noqa: BLE001 - a broken __str__ must not break the wire
         return f"<{type(obj).__name__}>"
 
 
-class Channel:
-    """Length-prefixed messages over a pair of pipe ends (``rfd`` to read, ``wfd`` to write).
+def describe_exception(e: BaseException) -> dict:
+    mro = [c.__name__ for c in type(e).__mro__]
+    return {"type": type(e).__name__, "mro": mro, "message": safe_str(e)[:4000]}
 
-    ``deadline`` arguments are ``time.monotonic()`` values or None (wait forever).
-    """
+
+def exception_from(info: dict) -> Exception:
+    """An exception to raise here for one raised over there: builtin types are kept (tests catch
+    ``ValueError``, ``FloatingPointError``); others become a subclass of their nearest builtin
+    base with the same name; ``SystemExit`` and ``KeyboardInterrupt`` arrive as RuntimeError."""
+    name = str(info.get("type", "Exception"))[:100]
+    message = str(info.get("message", ""))[:4000]
+    if name in EXCEPTIONS:
+        return EXCEPTIONS[name](message)
+    base = next(
+        (EXCEPTIONS[n] for n in map(str, info.get("mro", [])[:50]) if n in EXCEPTIONS), None
+    )
+    if base is None:
+        return RuntimeError(f"{name}: {message}" if message else name)
+    try:
+        return type(name if name.isidentifier() else "RemoteError", (base, RemoteError), {})(
+            message
+        )
+    except TypeError:
+        return base(message)
+
+
+class Channel:
+    """Length-prefixed messages over two pipe ends; ``deadline``: a ``time.monotonic()`` value or
+    None (wait forever)."""
 
     def __init__(self, rfd: int, wfd: int, max_bytes: int = MAX_MESSAGE):
         self.rfd, self.wfd, self.max_bytes = rfd, wfd, max_bytes
@@ -214,18 +163,6 @@ class Channel:
             got += len(chunk)
         return b"".join(chunks)
 
-    def _write(self, data: bytes, deadline):
-        view = memoryview(data)
-        while view:
-            self._wait(self.wfd, True, deadline)
-            try:
-                n = os.write(self.wfd, view[: 1 << 16])
-            except BlockingIOError:
-                continue
-            except (BrokenPipeError, ConnectionResetError) as e:
-                raise PeerGone() from e
-            view = view[n:]
-
     def send(self, header: dict, blobs=(), deadline=None):
         text = json.dumps(header, allow_nan=True).encode()
         if len(text) > MAX_HEADER:
@@ -233,11 +170,18 @@ class Channel:
         parts = [HEADER.pack(len(text), len(blobs)), text]
         for b in blobs:
             parts += [BLOB.pack(len(b)), bytes(b)]
-        self._write(b"".join(parts), deadline)
+        view = memoryview(b"".join(parts))
+        while view:
+            self._wait(self.wfd, True, deadline)
+            try:
+                view = view[os.write(self.wfd, view[: 1 << 16]) :]
+            except BlockingIOError:
+                continue
+            except (BrokenPipeError, ConnectionResetError) as e:
+                raise PeerGone() from e
 
     def recv(self, deadline=None) -> tuple[dict, list[bytes]]:
         size, count = HEADER.unpack(self._read(HEADER.size, deadline))
-        total = size
         if size > min(self.max_bytes, MAX_HEADER) or count > MAX_NODES:
             raise ProtocolError(f"message too large ({size} bytes, {count} blobs)")
         try:
@@ -246,7 +190,7 @@ class Channel:
             raise ProtocolError(f"message header is not JSON: {e}") from None
         if not isinstance(header, dict):
             raise ProtocolError("message header is not an object")
-        blobs = []
+        blobs, total = [], size
         for _ in range(count):
             (n,) = BLOB.unpack(self._read(BLOB.size, deadline))
             total += n
@@ -270,25 +214,11 @@ class RemoteFunction:
         return f"<function {self.__name__}>"
 
 
-class Peer:
-    """One side of the wire: encodes and decodes values, makes and serves calls.
+class Codec:
+    """Values to message nodes and back, and the registry of shared objects (see the module)."""
 
-    ``side`` is 0 for the grader, 1 for the sandbox (ids of new objects do not collide).
-    ``resolve(target)`` returns the local callable for a ``call`` message's target (a name or the
-    id of a function that crossed); ``deadline()`` the deadline of the current wait;
-    ``after_call`` runs after each served call (the sandbox checks for tampering there).
-    """
+    side = 0
 
-    def __init__(self, channel: Channel, side: int, resolve=None, deadline=None, after_call=None):
-        self.channel, self.side = channel, side
-        self.resolve = resolve or (lambda target: None)
-        self.deadline = deadline or (lambda: None)
-        self.after_call = after_call
-        self.depth = 0
-        self.seq = 0
-        self._reset()
-
-    # ------------------------------------------------------------------ registry
     def _reset(self):
         self.objs: dict[int, object] = {}
         self.ids: dict[int, int] = {}
@@ -298,8 +228,7 @@ class Peer:
         if oid is None:
             self.counter += 2
             oid = self.counter
-        self.objs[oid] = obj
-        self.ids[id(obj)] = oid
+        self.objs[oid], self.ids[id(obj)] = obj, oid
         return oid
 
     def _forget(self, keep: set):
@@ -314,15 +243,11 @@ class Peer:
         pending: list[int] = []
         node = self._node(value, blobs, pending, 0)
         contents: dict[str, dict] = {}
-        done: set[int] = set()
         queue = list(self.objs)  # all shared objects travel, changed or not
         while queue or pending:
             oid = (queue or pending).pop()
-            if oid in done:
-                continue
-            done.add(oid)
             obj = self.objs[oid]
-            if isinstance(obj, RemoteFunction) or callable(obj) and not _is_module(obj):
+            if str(oid) in contents or callable(obj) and not _is(obj, "module"):
                 continue
             contents[str(oid)] = self._contents(obj, blobs, pending)
         return node, contents, blobs
@@ -331,9 +256,13 @@ class Peer:
         dtype = a.dtype.newbyteorder("<") if a.dtype.byteorder == ">" else a.dtype
         if dtype.str not in DTYPES:
             return None
-        a = np.asarray(a, dtype=dtype, order="C")  # not ascontiguousarray: it makes 0-d arrays 1-d
-        blobs.append(a.tobytes())
+        blobs.append(np.asarray(a, dtype=dtype, order="C").tobytes())  # keeps 0-d arrays 0-d
         return {"dtype": dtype.str, "shape": list(a.shape), "b": len(blobs) - 1}
+
+    def _shared(self, v) -> bool:
+        module = _is(v, "module") and type(v).__name__ in MODULES
+        module = module and type(v).__module__.startswith("torch.nn")
+        return isinstance(v, (list, dict, np.ndarray)) or _is(v, "tensor") or module
 
     def _node(self, v, blobs, pending, depth):
         if depth > MAX_DEPTH:
@@ -341,54 +270,13 @@ class Peer:
         if isinstance(v, np.generic):  # before float: np.float64 is a float
             arr = self._array(np.asarray(v), blobs)
             return {"t": "nps", **arr} if arr else {"t": "opaque", "type": type(v).__name__}
-        if v is None or isinstance(v, bool):
+        if v is None or type(v) in (bool, int, float, str):
             return {"t": "py", "v": v}
-        if isinstance(v, str):
-            return {"t": "py", "v": str(v)}
-        if isinstance(v, int):
-            return {"t": "py", "v": int(v)}
-        if isinstance(v, float):
-            return {"t": "f", "v": float(v)}
-        if isinstance(v, complex):
-            return {"t": "c", "re": v.real, "im": v.imag}
-        if isinstance(v, bytes):
-            blobs.append(bytes(v))
-            return {"t": "bytes", "b": len(blobs) - 1}
-        if isinstance(v, np.dtype):
-            return (
-                {"t": "npdtype", "v": v.str}
-                if v.str in DTYPES
-                else {"t": "opaque", "type": "dtype"}
-            )
-        if isinstance(v, type) and v in (np.float64, np.float32, np.int64, np.int32, np.bool_):
-            return {"t": "nptype", "v": np.dtype(v).str}
-        if isinstance(v, (slice, range)):
-            items = [self._node(x, blobs, pending, depth + 1) for x in (v.start, v.stop, v.step)]
-            return {"t": type(v).__name__, "items": items}
-        if v is Ellipsis:
-            return {"t": "ellipsis"}
-        torch = _loaded_torch()
-        if torch is not None:
-            if isinstance(v, torch.dtype):
-                name = str(v).removeprefix("torch.")
-                return (
-                    {"t": "tdtype", "v": name}
-                    if name in TORCH_DTYPES
-                    else {"t": "opaque", "type": "dtype"}
-                )
-            if isinstance(v, torch.Size):
-                return {"t": "tsize", "v": [int(x) for x in v]}
+        if isinstance(v, (bool, int, float, str)):  # subclasses travel as their base
+            return {"t": "py", "v": next(t for t in (bool, int, float, str) if isinstance(v, t))(v)}
         if isinstance(v, tuple):
             return {"t": "tuple", "items": [self._node(x, blobs, pending, depth + 1) for x in v]}
-        if isinstance(v, (set, frozenset)):
-            return {
-                "t": "set",
-                "items": [self._node(x, blobs, pending, depth + 1) for x in v][:MAX_NODES],
-            }
-        travels = _is_module(v) and type(v).__name__ in MODULES
-        travels = travels and type(v).__module__.startswith("torch.nn")
-        shared = isinstance(v, (list, dict, np.ndarray)) or _is_tensor(v) or travels
-        if shared:
+        if self._shared(v):
             oid = self.ids.get(id(v))
             if oid is None or self.objs.get(oid) is not v:
                 oid = self._register(v)
@@ -400,47 +288,43 @@ class Peer:
             oid = self.ids.get(id(v))
             if oid is None or self.objs.get(oid) is not v:
                 oid = self._register(v)
-            name = getattr(v, "__name__", "function")
-            return {"t": "fn", "id": oid, "name": str(name)[:100], "home": self.side}
-        return {"t": "opaque", "type": type(v).__name__}
+            name = str(getattr(v, "__name__", "function"))[:100]
+            return {"t": "fn", "id": oid, "name": name, "home": self.side}
+        return {"t": "opaque", "type": v.type_name if isinstance(v, Opaque) else type(v).__name__}
 
     def _contents(self, obj, blobs, pending) -> dict:
+        node = lambda x: self._node(x, blobs, pending, 1)  # noqa: E731
         if isinstance(obj, list):
-            return {"t": "list", "items": [self._node(x, blobs, pending, 1) for x in obj]}
+            return {"t": "list", "items": [node(x) for x in obj]}
         if isinstance(obj, dict):
-            items = [
-                [self._node(k, blobs, pending, 1), self._node(v, blobs, pending, 1)]
-                for k, v in obj.items()
-            ]
-            return {"t": "dict", "items": items}
+            return {"t": "dict", "items": [[node(k), node(v)] for k, v in obj.items()]}
         if isinstance(obj, np.ndarray):
             arr = self._array(obj, blobs)
             if arr is None:
                 return {"t": "opaque", "type": f"ndarray of {obj.dtype}"}
             return {"t": "nd", "w": bool(obj.flags.writeable), **arr}
-        if _is_tensor(obj):
+        if _is(obj, "tensor"):
             name = str(obj.dtype).removeprefix("torch.")
-            if name not in TORCH_DTYPES or obj.layout != _torch().strided:
+            if name not in NUMERIC or obj.layout != _torch().strided:
                 return {"t": "opaque", "type": f"tensor of {obj.dtype}"}
             data = self._array(obj.detach().cpu().resolve_conj().numpy(), blobs)
-            grad = obj.grad if obj.is_leaf else None
+            grad = node(obj.grad if obj.is_leaf else None)
             return {
                 "t": "tensor",
                 "dtype": name,
                 "data": data,
-                "rg": bool(obj.requires_grad),
-                "grad": self._node(grad, blobs, pending, 1),
+                "rg": obj.requires_grad,
+                "grad": grad,
             }
-        if _is_module(obj):
-            cls = type(obj).__name__
-            init = {k: getattr(obj, k) for k in MODULES[cls] if hasattr(obj, k)}
-            init = {k: v for k, v in init.items() if isinstance(v, (bool, int, float, str))}
-            params = [[n, self._node(p, blobs, pending, 1)] for n, p in obj.named_parameters()]
-            first = next(iter(obj.parameters()), None)
-            dtype = str(first.dtype).removeprefix("torch.") if first is not None else "float32"
-            return {"t": "module", "cls": cls, "init": init, "dtype": dtype, "params": params,
-                    "training": bool(obj.training)}  # fmt: skip
-        return {"t": "opaque", "type": type(obj).__name__}
+        cls = type(obj).__name__
+        if cls not in MODULES:
+            return {"t": "opaque", "type": getattr(obj, "type_name", cls)}
+        init = {k: getattr(obj, k) for k in MODULES[cls] if hasattr(obj, k)}
+        params = [[n, node(p)] for n, p in obj.named_parameters()]
+        first = next(iter(obj.parameters()), None)
+        dtype = str(first.dtype).removeprefix("torch.") if first is not None else "float32"
+        return {"t": "module", "cls": cls, "init": init, "dtype": dtype, "params": params,
+                "training": bool(obj.training)}  # fmt: skip
 
     # ------------------------------------------------------------------ decoding
     def decode(self, node, contents: dict, blobs: list[bytes]):
@@ -448,165 +332,139 @@ class Peer:
         if not isinstance(contents, dict) or len(contents) > MAX_NODES:
             raise ProtocolError("bad contents")
         self._budget = MAX_NODES
-        fresh = []
+        fresh = set()
         # Modules first: they register their own parameters under the ids that came with them.
-        order = sorted(
-            contents.items(),
-            key=lambda kv: not (isinstance(kv[1], dict) and kv[1].get("t") == "module"),
-        )
-        for key, c in order:
-            oid = self._oid(key)
-            if oid not in self.objs:
-                self._register(self._new(c, blobs), oid)
-                fresh.append(oid)
-        for key, c in contents.items():
-            oid = self._oid(key)
-            self._apply(self.objs[oid], c, blobs, oid in fresh)
-        return self._value(node, blobs, 0)
+        is_module = lambda kv: isinstance(kv[1], dict) and kv[1].get("t") == "module"  # noqa: E731
+        modules_first = sorted(contents.items(), key=lambda kv: not is_module(kv))
+        try:
+            for key, c in modules_first:
+                if self._oid(key) not in self.objs:
+                    fresh.add(self._register(self._new(c, blobs), self._oid(key)))
+            for key, c in contents.items():
+                self._apply(self.objs[self._oid(key)], c, blobs, self._oid(key) in fresh)
+            return self._value(node if node is not None else {"t": "py", "v": None}, blobs, 0)
+        except (TypeError, ValueError, KeyError, IndexError, AttributeError) as e:
+            raise ProtocolError(f"malformed values: {type(e).__name__}") from None
 
     def _oid(self, key) -> int:
         try:
-            oid = int(key)
+            return int(key)
         except (TypeError, ValueError):
             raise ProtocolError(f"bad object id {key!r}") from None
-        return oid
-
-    def _blob(self, blobs, index) -> bytes:
-        if not isinstance(index, int) or not 0 <= index < len(blobs):
-            raise ProtocolError("bad blob index")
-        return blobs[index]
 
     def _ndarray(self, c: dict, blobs) -> np.ndarray:
-        dtype = DTYPES.get(c.get("dtype"))
-        shape = c.get("shape")
+        dtype, shape, index = DTYPES.get(c.get("dtype")), c.get("shape"), c.get("b")
         if dtype is None or not isinstance(shape, list) or len(shape) > 32:
             raise ProtocolError("bad array")
         if not all(isinstance(n, int) and n >= 0 for n in shape):
             raise ProtocolError("bad array shape")
-        data = self._blob(blobs, c.get("b"))
-        if int(np.prod(shape, dtype=np.float64)) * dtype.itemsize != len(data):
+        if not isinstance(index, int) or not 0 <= index < len(blobs):
+            raise ProtocolError("bad blob index")
+        if int(np.prod(shape, dtype=np.float64)) * dtype.itemsize != len(blobs[index]):
             raise ProtocolError("array size does not match its data")
-        return np.frombuffer(data, dtype=dtype).reshape(shape).copy()
+        return np.frombuffer(blobs[index], dtype=dtype).reshape(shape).copy()
 
     def _new(self, c, blobs):
-        if not isinstance(c, dict):
-            raise ProtocolError("bad object")
-        t = c.get("t")
-        if t == "list":
-            return []
-        if t == "dict":
-            return {}
+        t = c.get("t") if isinstance(c, dict) else None
+        if t in ("list", "dict"):
+            return [] if t == "list" else {}
         if t == "nd":
             return self._ndarray(c, blobs)
-        if t == "tensor":
-            torch = _torch()
-            if c.get("dtype") not in TORCH_DTYPES or not isinstance(c.get("data"), dict):
+        if t == "tensor" and _torch() is not None:
+            if c.get("dtype") not in NUMERIC or not isinstance(c.get("data"), dict):
                 raise ProtocolError("bad tensor")
-            return torch.from_numpy(self._ndarray(c["data"], blobs)).to(getattr(torch, c["dtype"]))
-        if t == "module":
+            data = self._ndarray(c["data"], blobs)
+            return _torch().from_numpy(data).to(getattr(_torch(), c["dtype"]))
+        if t == "module" and _torch() is not None:
             return self._new_module(c)
         if t == "opaque":
             return Opaque(c.get("type", "object"))
         raise ProtocolError(f"bad object type {t!r}")
 
     def _new_module(self, c):
-        torch = _torch()
-        cls = c.get("cls")
-        init = c.get("init")
-        if cls not in MODULES or not isinstance(init, dict) or c.get("dtype") not in TORCH_DTYPES:
+        torch, cls, init = _torch(), c.get("cls"), c.get("init")
+        if cls not in MODULES or not isinstance(init, dict) or c.get("dtype") not in NUMERIC:
             raise ProtocolError("bad module")
         kwargs = {
-            k: v
-            for k, v in init.items()
-            if k in MODULES[cls] and isinstance(v, (bool, int, float, str))
+            k: v for k, v in init.items() if k in MODULES[cls] and type(v) in (bool, int, str)
         }
         try:
             module = getattr(torch.nn, cls)(**kwargs, dtype=getattr(torch, c["dtype"]))
         except Exception as e:  # noqa: BLE001 - hostile hyper-parameters
             raise ProtocolError(f"cannot build torch.nn.{cls}: {e}") from None
-        params = c.get("params")
-        if not isinstance(params, list):
-            raise ProtocolError("bad module parameters")
         own = dict(module.named_parameters())
-        for item in params:
+        params = c.get("params")
+        for item in params if isinstance(params, list) else [None]:
             if not (isinstance(item, list) and len(item) == 2 and item[0] in own):
                 raise ProtocolError("bad module parameter")
-            ref = item[1]
-            if isinstance(ref, dict) and ref.get("t") == "ref":
-                oid = self._oid(ref.get("id"))
-                if oid not in self.objs:
-                    self._register(own[item[0]], oid)
+            if isinstance(item[1], dict) and item[1].get("t") == "ref":
+                if self._oid(item[1].get("id")) not in self.objs:
+                    self._register(own[item[0]], self._oid(item[1].get("id")))
         return module
 
     def _apply(self, obj, c, blobs, fresh: bool):
         t = c.get("t")
+        value = lambda x: self._value(x, blobs, 1)  # noqa: E731
         if t == "list" and isinstance(obj, list):
-            items = [self._value(x, blobs, 1) for x in self._items(c)]
+            items = [value(x) for x in self._items(c)]
             if len(items) != len(obj) or any(a is not b for a, b in zip(items, obj, strict=True)):
                 obj[:] = items
         elif t == "dict" and isinstance(obj, dict):
-            pairs = []
-            for pair in self._items(c):
-                if not (isinstance(pair, list) and len(pair) == 2):
-                    raise ProtocolError("bad dict item")
-                key = self._value(pair[0], blobs, 1)
-                try:
-                    hash(key)
-                except TypeError:
-                    raise ProtocolError("unhashable dict key") from None
-                pairs.append((key, self._value(pair[1], blobs, 1)))
-            new = dict(pairs)
+            pairs = self._items(c)
+            if not all(isinstance(p, list) and len(p) == 2 for p in pairs):
+                raise ProtocolError("bad dict item")
+            try:
+                new = {value(k): value(v) for k, v in pairs}
+            except TypeError:
+                raise ProtocolError("unhashable dict key") from None
             if new.keys() != obj.keys() or any(new[k] is not obj[k] for k in new):
                 obj.clear()
                 obj.update(new)
         elif t == "nd" and isinstance(obj, np.ndarray):
-            if not fresh:
-                new = self._ndarray(c, blobs)
-                if new.shape == obj.shape and not np.array_equal(
-                    new, obj, equal_nan=new.dtype.kind in "fc"
-                ):
-                    flag = obj.flags.writeable
-                    try:
-                        obj.flags.writeable = True
-                        np.copyto(obj, new, casting="unsafe")
-                    except ValueError:
-                        pass  # a view of a read-only array: leave it
-                    finally:
-                        obj.flags.writeable = flag
-            try:
-                obj.flags.writeable = bool(c.get("w", True))
-            except ValueError:
-                pass
-        elif t == "tensor" and _is_tensor(obj):
+            self._apply_array(obj, c, blobs, fresh)
+        elif t == "tensor" and _is(obj, "tensor"):
             self._apply_tensor(obj, c, blobs, fresh)
-        elif t == "module" and _is_module(obj):
+        elif t == "module" and _is(obj, "module"):
             obj.train(bool(c.get("training", True)))
             for item in c.get("params", []):
-                if isinstance(item, list) and len(item) == 2:
-                    self._value(item[1], blobs, 1)  # the parameters are shared tensors
-        elif t == "opaque":
-            pass
-        else:
+                value(item[1])  # the parameters are shared tensors
+        elif t != "opaque":
             raise ProtocolError(f"contents of type {t!r} do not fit the object")
+
+    def _apply_array(self, obj, c, blobs, fresh):
+        if not fresh:
+            new = self._ndarray(c, blobs)
+            if new.shape == obj.shape and not np.array_equal(
+                new, obj, equal_nan=new.dtype.kind == "f"
+            ):
+                flag = obj.flags.writeable
+                try:
+                    obj.flags.writeable = True
+                    np.copyto(obj, new, casting="unsafe")
+                except ValueError:
+                    pass  # a view of a read-only array: leave it
+                finally:
+                    obj.flags.writeable = flag
+        try:
+            obj.flags.writeable = bool(c.get("w", True))
+        except ValueError:
+            pass
 
     def _apply_tensor(self, obj, c, blobs, fresh):
         torch = _torch()
         if not fresh:
-            data = self._ndarray(c.get("data") or {}, blobs)
-            new = torch.from_numpy(data)
+            new = torch.from_numpy(self._ndarray(c.get("data") or {}, blobs))
             if tuple(new.shape) == tuple(obj.shape):
                 with torch.no_grad():
                     if not torch.equal(obj.detach().cpu().to(new.dtype), new):
                         obj.copy_(new.to(obj.dtype))
-        grad = self._value(c.get("grad"), blobs, 1)
-        rg = bool(c.get("rg", False))
+        grad, rg = self._value(c.get("grad"), blobs, 1), bool(c.get("rg", False))
         if obj.is_leaf:
             try:
                 if obj.requires_grad != rg:
                     obj.requires_grad_(rg)
-                if grad is None or _is_tensor(grad):
-                    if obj.grad is not grad:
-                        obj.grad = grad
+                if (grad is None or _is(grad, "tensor")) and obj.grad is not grad:
+                    obj.grad = grad
             except (RuntimeError, TypeError):
                 pass  # a gradient of another shape or dtype: torch refuses, so would the original
 
@@ -620,78 +478,56 @@ class Peer:
         return items
 
     def _value(self, node, blobs, depth):
-        if depth > MAX_DEPTH + 2:
-            raise ProtocolError("nested too deeply")
-        if not isinstance(node, dict):
-            raise ProtocolError("bad value")
-        t = node.get("t")
+        t = node.get("t") if isinstance(node, dict) else None
+        if depth > MAX_DEPTH + 2 or t is None:
+            raise ProtocolError("bad value, or nested too deeply")
         if t == "py":
-            v = node.get("v")
-            if not (v is None or isinstance(v, (bool, int, str))):
+            if not (node.get("v") is None or type(node.get("v")) in (bool, int, float, str)):
                 raise ProtocolError("bad scalar")
-            return v
-        if t == "f":
-            v = node.get("v")
-            if not isinstance(v, (int, float)):
-                raise ProtocolError("bad float")
-            return float(v)
-        if t == "c":
-            return complex(float(node.get("re", 0.0)), float(node.get("im", 0.0)))
-        if t == "bytes":
-            return bytes(self._blob(blobs, node.get("b")))
+            return node["v"]
         if t == "nps":
             return self._ndarray(node, blobs)[()]
-        if t in ("npdtype", "nptype"):
-            dtype = DTYPES.get(node.get("v"))
-            if dtype is None:
-                raise ProtocolError("bad dtype")
-            return dtype if t == "npdtype" else dtype.type
-        if t in ("slice", "range"):
-            items = [self._value(x, blobs, depth + 1) for x in self._items(node)]
-            if len(items) != 3 or not all(x is None or isinstance(x, int) for x in items):
-                raise ProtocolError("bad slice")
-            if t == "slice":
-                return slice(*items)
-            return range(items[0], items[1], items[2] or 1)
-        if t == "ellipsis":
-            return Ellipsis
-        if t == "tdtype":
-            if node.get("v") not in TORCH_DTYPES:
-                raise ProtocolError("bad torch dtype")
-            return getattr(_torch(), node["v"])
-        if t == "tsize":
-            v = node.get("v")
-            if not isinstance(v, list) or not all(isinstance(x, int) for x in v):
-                raise ProtocolError("bad size")
-            return _torch().Size(v)
         if t == "tuple":
             return tuple(self._value(x, blobs, depth + 1) for x in self._items(node))
-        if t == "set":
-            try:
-                return {self._value(x, blobs, depth + 1) for x in self._items(node)}
-            except TypeError:
-                raise ProtocolError("unhashable set item") from None
-        if t == "ref":
-            oid = self._oid(node.get("id"))
-            if oid not in self.objs:
-                raise ProtocolError(f"unknown object {oid}")
-            return self.objs[oid]
-        if t == "fn":
-            oid = self._oid(node.get("id"))
-            if node.get("home") == self.side:  # one of ours coming back
-                if oid not in self.objs or not callable(self.objs[oid]):
-                    raise ProtocolError(f"unknown function {oid}")
-                return self.objs[oid]
-            if oid not in self.objs:
-                self._register(
-                    RemoteFunction(self, oid, str(node.get("name", "function"))[:100]), oid
-                )
-            return self.objs[oid]
         if t == "opaque":
             return Opaque(node.get("type", "object"))
-        raise ProtocolError(f"bad value type {t!r}")
+        oid = self._oid(node.get("id"))
+        if t == "ref" and oid in self.objs:
+            return self.objs[oid]
+        if t == "fn" and node.get("home") == self.side:  # one of ours coming back
+            if oid not in self.objs or not callable(self.objs[oid]):
+                raise ProtocolError(f"unknown function {oid}")
+            return self.objs[oid]
+        if t == "fn":
+            if oid not in self.objs:
+                name = str(node.get("name", "function"))[:100]
+                self._register(RemoteFunction(self, oid, name), oid)
+            return self.objs[oid]
+        raise ProtocolError(f"bad value {t!r} (unknown type or object {oid})")
 
-    # ------------------------------------------------------------------ calls
+
+class Peer(Codec):
+    """One side of the wire: makes and serves calls (values are encoded by :class:`Codec`).
+
+    ``side`` is 0 for the grader, 1 for the sandbox (ids of new objects do not collide).
+    ``resolve(name)`` returns the local callable a ``call`` names; ``deadline()`` the deadline of
+    the current wait; ``after_call`` runs after each served call.
+    """
+
+    def __init__(self, channel: Channel, side: int, resolve=None, deadline=None, after_call=None):
+        self.channel, self.side = channel, side
+        self.resolve = resolve or (lambda target: None)
+        self.deadline = deadline or (lambda: None)
+        self.after_call = after_call
+        self.depth = self.seq = 0
+        self._reset()
+
+    def _send(self, header: dict, value, cap: int = MAX_MESSAGE):
+        node, contents, blobs = self.encode(value)
+        if sum(len(b) for b in blobs) > cap:
+            raise ProtocolError(f"{sum(len(b) for b in blobs) >> 20} MiB of data")
+        self.channel.send({**header, "value": node, "objs": contents}, blobs, self.deadline())
+
     def call(self, target: dict, args=(), kwargs=None):
         """Call ``target`` (``{"name": ...}`` or ``{"id": ...}``) over there; wait for the result,
         serving the calls it makes back meanwhile."""
@@ -699,23 +535,17 @@ class Peer:
         try:
             self.seq += 1
             seq = self.seq
-            node, contents, blobs = self.encode((tuple(args), dict(kwargs or {})))
-            self.channel.send(
-                {"op": "call", "seq": seq, "target": target, "args": node, "objs": contents},
-                blobs,
-                deadline=self.deadline(),
-            )
+            self._send({"op": "call", "seq": seq, "target": target}, (tuple(args), kwargs or {}))
             while True:
                 header, blobs = self.channel.recv(deadline=self.deadline())
-                op = header.get("op")
-                if op == "call":
+                if header.get("op") == "call":
                     self.serve(header, blobs)
                     continue
-                if op != "return" or header.get("seq") != seq:
-                    raise ProtocolError(f"expected the reply to call {seq}, got {op!r}")
-                value = self.decode(
-                    header.get("value", {"t": "py", "v": None}), header.get("objs", {}), blobs
-                )
+                if header.get("op") != "return" or header.get("seq") != seq:
+                    raise ProtocolError(
+                        f"expected the reply to call {seq}, got {header.get('op')!r}"
+                    )
+                value = self.decode(header.get("value"), header.get("objs", {}), blobs)
                 if "error" in header:
                     error = header["error"]
                     raise exception_from(error if isinstance(error, dict) else {})
@@ -726,11 +556,15 @@ class Peer:
                 self._reset()
 
     def _target(self, target):
-        """The local callable a call names: a function that crossed (by id) or, through
-        ``resolve``, a name."""
+        """The local callable a call names: a function that crossed (by id) or a name."""
         if isinstance(target, dict) and "id" in target:
             fn = self.objs.get(self._oid(target["id"]))
-            if fn is None or isinstance(fn, RemoteFunction) or not callable(fn) or _is_module(fn):
+            if (
+                fn is None
+                or isinstance(fn, RemoteFunction)
+                or not callable(fn)
+                or _is(fn, "module")
+            ):
                 raise ProtocolError("call of an unknown function")
             return fn
         if isinstance(target, dict) and isinstance(target.get("name"), str):
@@ -741,44 +575,34 @@ class Peer:
         """Run the local function a ``call`` message names and send back its result."""
         self.depth += 1
         try:
-            seq = header.get("seq")
-            reply: dict = {"op": "return", "seq": seq}
+            reply: dict = {"op": "return", "seq": header.get("seq")}
             try:
-                args, kwargs = self.decode(header.get("args"), header.get("objs", {}), blobs)
-                if not isinstance(args, tuple) or not isinstance(kwargs, dict):
+                args, kwargs = self.decode(header.get("value"), header.get("objs", {}), blobs)
+                if not (isinstance(args, tuple) and isinstance(kwargs, dict)):
                     raise ProtocolError("bad arguments")
                 if not all(isinstance(k, str) for k in kwargs):
                     raise ProtocolError("bad keyword arguments")
-                fn = self._target(header.get("target"))
-                result = fn(*args, **kwargs)
+                result = self._target(header.get("target"))(*args, **kwargs)
             except ProtocolError:
                 raise
             except BaseException as e:  # noqa: BLE001 - any failure of the function is its result
-                result = None
-                reply["error"] = describe_exception(e)
+                result, reply["error"] = None, describe_exception(e)
             if self.after_call is not None:
                 self.after_call()
             before = set(self.objs)
             try:
-                node, contents, blobs = self.encode(result)
-                size = sum(len(b) for b in blobs)
-                if size > MAX_REPLY // 2:
-                    raise ProtocolError(f"{size >> 20} MiB of data")
-                self.channel.send({**reply, "value": node, "objs": contents}, blobs,
-                                  deadline=self.deadline())  # fmt: skip
-            except ProtocolError as e:  # e.g. ten million floats: too large to be checked
+                self._send(reply, result, MAX_REPLY // 2)
+            except Exception as e:  # noqa: BLE001 - e.g. ten million floats, an unreadable tensor
                 self._forget(before)
-                node, contents, blobs = self.encode(None)
-                message = f"the result is too large to be checked ({e})"
-                reply["error"] = {"type": "MemoryError", "mro": ["MemoryError"], "message": message}
-                self.channel.send({**reply, "value": node, "objs": contents}, blobs,
-                                  deadline=self.deadline())  # fmt: skip
-            except Exception as e:  # noqa: BLE001 - e.g. a tensor that cannot be read
-                self._forget(before)
-                node, contents, blobs = self.encode(None)
                 reply["error"] = describe_exception(e)
-                self.channel.send({**reply, "value": node, "objs": contents}, blobs,
-                                  deadline=self.deadline())  # fmt: skip
+                if isinstance(e, ProtocolError):
+                    message = f"the result is too large to be checked ({e})"
+                    reply["error"] = {
+                        "type": "MemoryError",
+                        "mro": ["MemoryError"],
+                        "message": message,
+                    }
+                self._send(reply, None)
         finally:
             self.depth -= 1
             if self.depth == 0:
