@@ -41,19 +41,9 @@ from traitlets import Bool, Float, Integer, List, Unicode
 from grader import wire
 from grader.limits import DEFAULTS, Limits, parse_size
 from grader.sandbox import Sandbox, SandboxError
+from grader.scan import contract_names, module_aliases, scan_source
 
 BASE64 = re.compile(r"^[A-Za-z0-9+/=\s]*$")
-# Modules whose attributes a student's cell has no business assigning.
-GUARDED = {"numpy", "torch", "builtins", "sys", "unittest", "nbgrader", "IPython", "math", "scipy"}
-SPY = {
-    ("sys", "_getframe"): "inspects the caller's frames (sys._getframe)",
-    ("inspect", "currentframe"): "inspects the caller's frames (inspect.currentframe)",
-    ("inspect", "stack"): "inspects the caller's frames (inspect.stack)",
-    ("gc", "get_referrers"): "searches the interpreter's objects (gc.get_referrers)",
-    ("gc", "get_objects"): "searches the interpreter's objects (gc.get_objects)",
-    ("sys", "settrace"): "sets a trace function (sys.settrace)",
-    ("sys", "setprofile"): "sets a profile function (sys.setprofile)",
-}
 
 
 def _gid(cell) -> str | None:
@@ -71,131 +61,6 @@ class StudentFunction:
 
     def __repr__(self) -> str:
         return f"<function {self.__name__}>"
-
-
-def contract_names(sources: list[str]) -> list[str]:
-    """The top-level functions the solution cells define (the graded contract)."""
-    names = []
-    for source in sources:
-        try:
-            tree = ast.parse(source)
-        except SyntaxError:
-            continue
-        names += [n.name for n in tree.body if isinstance(n, ast.FunctionDef)]
-    return list(dict.fromkeys(names))
-
-
-def _root(node) -> str | None:
-    while isinstance(node, (ast.Attribute, ast.Subscript)):
-        node = node.value
-    return node.id if isinstance(node, ast.Name) else None
-
-
-def _dotted(node) -> str:
-    parts = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if isinstance(node, ast.Name):
-        parts.append(node.id)
-    return ".".join(reversed(parts))
-
-
-def _parse(source: str):
-    try:
-        from IPython.core.inputtransformer2 import TransformerManager
-
-        return ast.parse(TransformerManager().transform_cell(source))
-    except Exception:  # noqa: BLE001 - unparsable code is the runner's business, not tampering
-        return None
-
-
-def module_aliases(sources: list[str]) -> dict[str, str]:
-    """{name: module} for the guarded modules, as the cells import them (``np`` by default)."""
-    aliases = {m: m for m in GUARDED}
-    aliases.update({"np": "numpy", "__builtins__": "builtins"})
-    for source in sources:
-        tree = _parse(source)
-        if tree is not None:
-            _add_aliases(tree, aliases)
-    return aliases
-
-
-def _add_aliases(tree, aliases: dict):
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            for a in node.names:
-                top = a.name.split(".")[0]
-                if top in GUARDED:
-                    aliases[a.asname or top] = a.name if a.asname else top
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            if node.module.split(".")[0] in GUARDED:
-                for a in node.names:
-                    aliases[a.asname or a.name] = f"{node.module}.{a.name}"
-
-
-def scan_source(source: str, aliases: dict | None = None) -> list[str]:
-    """Tampering visible in one cell's code: assignments to numpy/torch/builtins/sys attributes,
-    ``sys.modules`` edits, redefined test helpers, frame inspection. Best effort (the grade does
-    not depend on it); IPython magics are translated first. ``aliases``: see module_aliases."""
-    tree = _parse(source)
-    if tree is None:
-        return []
-    aliases = dict(aliases or module_aliases([]))
-    _add_aliases(tree, aliases)
-    found = []
-
-    def target(t, verb):
-        if isinstance(t, (ast.Tuple, ast.List)):
-            for e in t.elts:
-                target(e, verb)
-        elif isinstance(t, (ast.Attribute, ast.Subscript)) and _root(t) in aliases:
-            name = _dotted(t.value if isinstance(t, ast.Subscript) else t)
-            root = _root(t)
-            name = aliases[root] + name[len(root) :]
-            if isinstance(t, ast.Subscript):
-                found.append(f"{verb} an entry of {name}")
-            else:
-                found.append(f"{verb} {name}")
-        elif isinstance(t, ast.Name) and t.id.startswith(("_check_", "_tc_")):
-            found.append(f"redefines the test helper {t.id}")
-        elif isinstance(t, ast.Name) and t.id in ("AssertionError", "__import__", "__builtins__"):
-            found.append(f"redefines {t.id}")
-
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
-            for t in node.targets if isinstance(node, ast.Assign) else [node.target]:
-                target(t, "patches")
-        elif isinstance(node, ast.Delete):
-            for t in node.targets:
-                target(t, "deletes")
-        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
-            if node.name.startswith(("_check_", "_tc_")) or node.name == "AssertionError":
-                found.append(f"redefines the test helper {node.name}")
-        elif isinstance(node, ast.Call):
-            func = node.func
-            name = _dotted(func)
-            if name in ("setattr", "delattr") and node.args and _root(node.args[0]) in aliases:
-                root = _root(node.args[0])
-                what = aliases[root] + _dotted(node.args[0])[len(root) :]
-                arg = node.args[1] if len(node.args) > 1 else None
-                if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
-                    what += f".{arg.value}"
-                found.append(f"patches {what} ({name})")
-            elif isinstance(func, ast.Attribute) and _root(func) in aliases:
-                root = _root(func)
-                full = aliases[root] + name[len(root) :]
-                edits = ("__setitem__", "update", "pop", "setdefault", "clear", "__delitem__")
-                if full.startswith("sys.modules.") and func.attr in edits:
-                    found.append("edits sys.modules")
-                for (mod, attr), text in SPY.items():
-                    if full == f"{mod}.{attr}":
-                        found.append(text)
-            elif isinstance(func, ast.Attribute):
-                for (mod, attr), text in SPY.items():
-                    if name == f"{mod}.{attr}":
-                        found.append(text)
-    return list(dict.fromkeys(found))
 
 
 def _clean_outputs(outputs, limit: int) -> list:
@@ -463,7 +328,7 @@ class NotebookRun:
         except Exception as e:  # noqa: BLE001 - a failing test is an error output, as in a kernel
             if out.size:
                 outputs.append(new_output("stream", name="stdout", text=out.text()))
-            message = wire._safe_str(e)[:4000]
+            message = wire.safe_str(e)[:4000]
             # Only the error line: the frames would show the test cell's (hidden) code.
             outputs.append(
                 new_output(

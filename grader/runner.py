@@ -2,12 +2,12 @@
 
     python -I runner.py READ_FD WRITE_FD
 
-Started by :mod:`grader.sandbox` (inside bubblewrap) with only this file and ``wire.py``
-from the course; it must not import ``bptt``. It executes the student's cells in an IPython shell
-(magics, display and tracebacks as in a notebook), keeps their outputs within a size budget, and
-serves calls of the student's functions from the tests, which run in the grader (see
-``wire.py``). It also looks for tampering with numpy, torch, builtins or the test helpers; that
-is reported, but it decides nothing: the tests do not run here.
+Started by :mod:`grader.sandbox` with only this file and ``wire.py`` from the course (it must not
+import ``grader``). It executes the student's cells in an IPython shell (magics, display and
+tracebacks as in a notebook), keeps their outputs within a size budget, and serves the tests'
+calls of the student's functions (see ``wire.py``). It reports replaced builtins and
+``sys.modules`` entries, which the grader's static scan of the cells can miss; that decides
+nothing: the tests do not run here.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import os
 import shutil
 import socket
 import sys
-import types
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -37,40 +36,27 @@ class Capture:
     """The outputs of one cell, each within ``limit`` characters."""
 
     def __init__(self, limit: int):
-        self.limit = limit
-        self.outputs: list[dict] = []
-        self.dropped = 0
-        self.active = True
+        self.limit, self.outputs, self.dropped = limit, [], 0
 
     def _add(self, output: dict):
-        if not self.active:
-            return
         if len(self.outputs) >= MAX_OUTPUTS:
             self.dropped += 1
-            return
-        self.outputs.append(output)
+        else:
+            self.outputs.append(output)
 
-    def _cut(self, text: str) -> str:
+    def _cut(self, text) -> str:
         text = str(text)
-        if len(text) > self.limit:
-            return (
-                text[: self.limit] + f"\n[... {len(text) - self.limit} more characters not shown]"
-            )
-        return text
+        more = len(text) - self.limit
+        return (
+            text if more <= 0 else f"{text[: self.limit]}\n[... {more} more characters not shown]"
+        )
 
     def stream(self, name: str, text: str):
-        if not self.active or not text:
-            return
-        last = self.outputs[-1] if self.outputs else None
-        if last is not None and last["output_type"] == "stream" and last["name"] == name:
-            last["text"] += text
-            last["text"] = self._cut_stream(last["text"])
-        else:
-            self._add({"output_type": "stream", "name": name, "text": self._cut_stream(text)})
-
-    def _cut_stream(self, text: str) -> str:
-        # Streams grow by small writes: keep the head (finish() says it was cut).
-        return text[: self.limit]
+        last = self.outputs[-1] if self.outputs else {}
+        if last.get("output_type") == "stream" and last["name"] == name:
+            last["text"] = (last["text"] + text)[: self.limit]  # the head; finish() says it was cut
+        elif text:
+            self._add({"output_type": "stream", "name": name, "text": text[: self.limit]})
 
     def data(self, kind: str, data: dict):
         out = {}
@@ -89,15 +75,14 @@ class Capture:
 
     def error(self, ename: str, evalue: str, traceback: list[str]):
         lines, size = [], 0
-        for line in traceback:
-            line = str(line)
+        for line in map(str, traceback):
             size += len(line)
             if size > self.limit:
                 lines.append("[... traceback cut]")
                 break
             lines.append(line)
-        self._add({"output_type": "error", "ename": ename, "evalue": self._cut(evalue)[:4000],
-                   "traceback": lines})  # fmt: skip
+        evalue = self._cut(evalue)[:4000]
+        self._add({"output_type": "error", "ename": ename, "evalue": evalue, "traceback": lines})
 
     def finish(self) -> list[dict]:
         for out in self.outputs:
@@ -110,10 +95,9 @@ class Capture:
 
 
 class Stream:
-    """sys.stdout / sys.stderr while a cell runs."""
+    """sys.stdout / sys.stderr while a cell runs (``capture`` None: dropped)."""
 
-    encoding = "utf-8"
-    errors = "replace"
+    encoding, errors = "utf-8", "replace"
 
     def __init__(self, capture: Capture | None, name: str):
         self.capture, self.name = capture, name
@@ -167,12 +151,11 @@ def make_shell():
             pass
 
     class Shell(InteractiveShell):
-        displayhook_class = Type(Hook)
-        display_pub_class = Type(Publisher)
+        displayhook_class, display_pub_class = Type(Hook), Type(Publisher)
 
         def _showtraceback(self, etype, evalue, stb):
             if CAPTURE is not None:
-                CAPTURE.error(etype.__name__, wire._safe_str(evalue), list(stb))
+                CAPTURE.error(etype.__name__, wire.safe_str(evalue), list(stb))
 
         def init_virtualenv(self):
             pass
@@ -185,146 +168,90 @@ def make_shell():
     config.InteractiveShell.colors = "nocolor"
     config.InteractiveShell.autocall = 0
     shell = Shell.instance(config=config)
-    # a plain shell formats text only; keep what a notebook shows of plots too
-    shell.display_formatter.active_types = ["text/plain", *IMAGES]
+    shell.display_formatter.active_types = ["text/plain", *IMAGES]  # what a notebook shows
     return shell
 
 
-# ---------------------------------------------------------------------- tampering
-NUMPY_PROBES = [
-    "testing.assert_allclose", "testing.assert_array_equal", "testing.assert_array_almost_equal",
-    "testing.assert_almost_equal", "testing.assert_equal", "allclose", "isclose", "array_equal",
-    "array_equiv", "isfinite", "isnan", "abs", "asarray", "linalg.norm",
-]  # fmt: skip
-TORCH_PROBES = [
-    "allclose", "isclose", "equal", "testing.assert_close", "autograd.grad", "Tensor.backward",
-    "nn.utils.clip_grad_norm_", "nn.utils.clip_grad_value_", "nn.functional.cross_entropy",
-]  # fmt: skip
-
-
 class Watch:
-    """Notices changes to the test machinery (best effort: the grader does not rely on it)."""
+    """Notices replaced builtins and ``sys.modules`` entries (best effort; decides nothing)."""
+
+    MODULES = ("builtins", "sys", "numpy", "numpy.testing", "numpy.linalg", "torch", "unittest")
 
     def __init__(self):
         self.builtins = dict(vars(builtins))
-        names = ("builtins", "sys", "numpy", "numpy.testing", "numpy.linalg")
-        self.modules = {name: sys.modules.get(name) for name in names}
+        self.modules = {name: sys.modules.get(name) for name in self.MODULES}
         self.found: list[str] = []
-        self.seen: set[str] = set()
 
-    def note(self, text: str):
-        if text not in self.seen:
-            self.seen.add(text)
-            self.found.append(text)
-
-    def _outside(self, obj, package) -> bool:
-        """True when ``obj`` was not defined by ``package`` (e.g. a lambda from a cell)."""
-        code = getattr(obj, "__code__", None) or getattr(
-            getattr(obj, "__func__", None), "__code__", None
-        )
-        home = os.path.dirname(os.path.realpath(getattr(package, "__file__", "") or "/nonexistent"))
-        if code is not None:
-            return not os.path.realpath(code.co_filename).startswith(home)
-        module = getattr(type(obj), "__module__", "") or ""
-        return not (module == "builtins" or module.split(".")[0] in ("numpy", "torch"))
-
-    def check(self, namespace: dict):
-        for name, value in vars(builtins).items():
-            if (
-                name in self.builtins
-                and self.builtins[name] is not value
-                and not name.startswith("_")
-            ):
-                self.note(f"replaced builtins.{name}")
-        if builtins.__import__ is not self.builtins["__import__"]:
-            self.note("replaced builtins.__import__")
+    def check(self):
+        now = vars(builtins)
+        found = [f"replaced builtins.{k}" for k, v in self.builtins.items()
+                 if not k.startswith("_") and now.get(k) is not v]  # fmt: skip
+        if now.get("__import__") is not self.builtins["__import__"]:
+            found.append("replaced builtins.__import__")
         for name, module in self.modules.items():
-            if sys.modules.get(name) is not module:
-                self.note(f"replaced sys.modules['{name}']")
-        for package, probes in (("numpy", NUMPY_PROBES), ("torch", TORCH_PROBES)):
-            root = sys.modules.get(package)
-            if root is None:
-                continue
-            home = getattr(root, "__file__", None)
-            if not isinstance(root, types.ModuleType) or not home or not os.path.exists(home):
-                self.note(f"replaced the module {package}")
-                continue
-            for path in probes:
-                obj = root
-                try:
-                    for part in path.split("."):
-                        obj = getattr(obj, part)
-                except Exception:  # noqa: BLE001 - deleted attributes are tampering too
-                    self.note(f"removed {package}.{path}")
-                    continue
-                if self._outside(obj, root):
-                    self.note(f"patched {package}.{path}")
-        if sys.gettrace() is not None or sys.getprofile() is not None:
-            self.note("set a trace or profile function (sys.settrace)")
-        for name in list(namespace):
-            if name.startswith(("_check_", "_tc_")):
-                self.note(f"defined the test helper name {name}")
+            if module is not None and sys.modules.get(name) is not module:
+                found.append(f"replaced sys.modules['{name}']")
+        self.found += [f for f in found if f not in self.found]
 
     def take(self) -> list[str]:
         found, self.found = self.found, []
         return found
 
 
-# ---------------------------------------------------------------------- self-test
+def _attempt(action) -> str:
+    try:
+        action()
+        return "ALLOWED"
+    except OSError as e:
+        return f"denied: {type(e).__name__}: {e.strerror}"
+
+
+def _fork():
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+
+
 def selftest(paths: dict, port: int | None = None) -> dict:
     """What the sandbox lets code do: each entry 'denied: ...' or 'ALLOWED'."""
     out = {}
     for label, path in paths.items():
-        try:
-            if os.path.isdir(path):
-                os.listdir(path)
-            else:
-                open(path, "rb").close()  # noqa: SIM115
-            out[f"read {label}"] = "ALLOWED"
-        except OSError as e:
-            out[f"read {label}"] = f"denied: {type(e).__name__}: {e.strerror}"
-    grader = paths.get("the gradebook", "/") + ".probe"
-    writes = (
-        ("write outside the working copy", "/usr/bptt-probe"),
-        ("write next to the gradebook", grader),
-    )
-    for label, path in writes:
-        try:
-            with open(path, "w") as fh:
-                fh.write("x")
-            out[label] = "ALLOWED"
-        except OSError as e:
-            out[label] = f"denied: {type(e).__name__}: {e.strerror}"
-    try:
-        socket.create_connection(("127.0.0.1", int(port or 9)), timeout=2).close()
-        out["connect to the grader's machine"] = "ALLOWED"
-    except OSError as e:
-        out["connect to the grader's machine"] = f"denied: {type(e).__name__}: {e.strerror}"
-    try:
-        socket.create_connection(("192.0.2.1", 80), timeout=2).close()
-        out["reach the network"] = "ALLOWED"
-    except OSError as e:
-        out["reach the network"] = f"denied: {type(e).__name__}: {e.strerror}"
-    try:
-        pid = os.fork()
-        if pid == 0:
-            os._exit(0)
-        os.waitpid(pid, 0)
-        out["start a process"] = "ALLOWED"
-    except OSError as e:
-        out["start a process"] = f"denied: {type(e).__name__}: {e.strerror}"
-    try:
-        import resource
+        read = (
+            (lambda p=path: os.listdir(p))
+            if os.path.isdir(path)
+            else (lambda p=path: open(p, "rb").close())
+        )
+        out[f"read {label}"] = _attempt(read)
+    for label, path in (("write outside the working copy", "/usr/bptt-probe"),
+                        ("write next to the gradebook", paths.get("the gradebook", "/") + "~")):  # noqa: E501
+        out[label] = _attempt(lambda p=path: open(p, "w").write("x"))  # noqa: SIM115
+    for label, address in (("connect to the grader's machine", ("127.0.0.1", int(port or 9))),
+                           ("reach the network", ("192.0.2.1", 80))):  # fmt: skip
+        out[label] = _attempt(lambda a=address: socket.create_connection(a, timeout=2).close())
+    out["start a process"] = _attempt(_fork)
+    import resource
 
-        out["memory limit"] = f"{resource.getrlimit(resource.RLIMIT_AS)[0] / 2**30:g} GiB"
-    except (ImportError, ValueError):
-        out["memory limit"] = "unknown"
+    out["memory limit"] = f"{resource.getrlimit(resource.RLIMIT_AS)[0] / 2**30:g} GiB"
     return out
 
 
-# ---------------------------------------------------------------------- main loop
-def main(argv: list[str]) -> int:
+def run_cell(shell, source: str, limit: int) -> list[dict]:
     global CAPTURE
+    CAPTURE = Capture(limit)
+    real = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = Stream(CAPTURE, "stdout"), Stream(CAPTURE, "stderr")
+    try:
+        shell.run_cell(source, store_history=False)
+    except BaseException as e:  # noqa: BLE001 - e.g. KeyboardInterrupt between statements
+        CAPTURE.error(type(e).__name__, wire.safe_str(e), [])
+    finally:
+        sys.stdout, sys.stderr = real
+        outputs, CAPTURE = CAPTURE.finish(), None
+    return outputs
+
+
+def main(argv: list[str]) -> int:
     channel = wire.Channel(int(argv[1]), int(argv[2]))
     init, _ = channel.recv()
     if init.get("op") == "selftest":
@@ -332,56 +259,41 @@ def main(argv: list[str]) -> int:
             {"op": "selftest", "checks": selftest(init.get("paths", {}), init.get("port"))}
         )
         return 0
-    limit = int(init["max_output"])
-    contract = [str(n) for n in init.get("contract", [])]
-    source = os.path.join(HOME, "submission")
+    limit, contract = int(init["max_output"]), [str(n) for n in init.get("contract", [])]
     work = os.path.join(HOME, "work") if os.path.isdir(HOME) else os.getcwd()
-    if os.path.isdir(source):
-        with contextlib.suppress(OSError):
-            shutil.copytree(source, work, dirs_exist_ok=True)
+    with contextlib.suppress(OSError):
+        shutil.copytree(os.path.join(HOME, "submission"), work, dirs_exist_ok=True)
     with contextlib.suppress(OSError):
         os.chdir(work)
-    watch = Watch()
-    shell = make_shell()
+    watch, shell = Watch(), make_shell()
     namespace = shell.user_ns
-    sink = Stream(None, "stdout")
 
     def resolve(name):
-        fn = namespace.get(name)
-        if not callable(fn):
+        if not callable(namespace.get(name)):
             raise NameError(f"name '{name}' is not defined")
-        return fn
+        return namespace[name]
 
-    peer = wire.Peer(channel, side=1, resolve=resolve, after_call=lambda: watch.check(namespace))
-    real_out, real_err = sys.stdout, sys.stderr
+    peer = wire.Peer(channel, side=1, resolve=resolve, after_call=watch.check)
     channel.send({"op": "ready", "pid": os.getpid()})
     while True:
         try:
             header, blobs = channel.recv()
         except wire.PeerGone:
             return 0
-        op = header.get("op")
-        if op == "exec":
-            CAPTURE = Capture(limit)
-            sys.stdout, sys.stderr = Stream(CAPTURE, "stdout"), Stream(CAPTURE, "stderr")
-            try:
-                shell.run_cell(str(header.get("source", "")), store_history=False)
-            except BaseException as e:  # noqa: BLE001 - e.g. KeyboardInterrupt between statements
-                CAPTURE.error(type(e).__name__, wire._safe_str(e), [])
-            finally:
-                sys.stdout, sys.stderr = real_out, real_err
-                outputs, CAPTURE = CAPTURE.finish(), None
-            watch.check(namespace)
+        if header.get("op") == "exec":
+            outputs = run_cell(shell, str(header.get("source", "")), limit)
+            watch.check()
             defined = [n for n in contract if callable(namespace.get(n))]
             channel.send({"op": "done", "seq": header.get("seq"), "outputs": outputs,
                           "defined": defined, "tamper": watch.take()})  # fmt: skip
-        elif op == "call":
-            sys.stdout, sys.stderr = sink, sink  # what the functions print during tests is dropped
+        elif header.get("op") == "call":
+            real = sys.stdout, sys.stderr
+            sys.stdout = sys.stderr = Stream(None, "stdout")  # what the functions print is dropped
             try:
                 peer.serve(header, blobs)
             finally:
-                sys.stdout, sys.stderr = real_out, real_err
-        elif op == "report":
+                sys.stdout, sys.stderr = real
+        elif header.get("op") == "report":
             channel.send({"op": "report", "tamper": watch.take()})
         else:
             return 0

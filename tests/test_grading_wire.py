@@ -1,7 +1,7 @@
 """The wire between the tests and the student's process (grader.wire), in one process:
 values keep their types, in-place changes and identities cross as in one interpreter, callbacks
 work, exceptions keep their builtin types, and malformed messages are refused. Also the static
-tampering scan (grader.execute.scan_source)."""
+tampering scan (grader.scan.scan_source)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import torch
 from exercise_harness import ASSIGNMENTS, read, source_path, strip_solution_markers
 
 from grader import wire
-from grader.execute import contract_names, scan_source
+from grader.scan import contract_names, scan_source
 
 
 class Pair:
