@@ -68,7 +68,7 @@ def _clean_outputs(outputs, limit: int) -> list:
     clean = []
     if not isinstance(outputs, list):
         return clean
-    for out in outputs[:60]:
+    for out in outputs[:64]:  # the runner keeps 50
         if not isinstance(out, dict):
             continue
         kind = out.get("output_type")
@@ -389,7 +389,7 @@ class SandboxedExecute(NbGraderPreprocessor):
     notebook_timeout = Float(DEFAULTS.notebook_timeout, help="seconds per notebook").tag(
         config=True
     )
-    memory = Unicode(str(DEFAULTS.memory), help="bytes (or 4G) for the student's process").tag(
+    memory = Unicode(str(DEFAULTS.memory), help="bytes, or a size like 2G, for the student's process").tag(
         config=True
     )
     max_output = Integer(DEFAULTS.max_output, help="characters kept per output").tag(config=True)

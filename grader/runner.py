@@ -223,8 +223,10 @@ def selftest(paths: dict, port: int | None = None) -> dict:
             else (lambda p=path: open(p, "rb").close())
         )
         out[f"read {label}"] = _attempt(read)
-    for label, path in (("write outside the working copy", "/usr/bptt-probe"),
-                        ("write next to the gradebook", paths.get("the gradebook", "/") + "~")):  # noqa: E501
+    for label, path in (
+        ("write outside the working copy", "/usr/bptt-probe"),
+        ("write next to the gradebook", paths.get("the gradebook", "/") + "~"),
+    ):  # noqa: E501
         out[label] = _attempt(lambda p=path: open(p, "w").write("x"))  # noqa: SIM115
     for label, address in (("connect to the grader's machine", ("127.0.0.1", int(port or 9))),
                            ("reach the network", ("192.0.2.1", 80))):  # fmt: skip

@@ -41,7 +41,7 @@ HERE = Path(__file__).resolve().parent
 RUNNER, WIRE = HERE / "runner.py", HERE / "wire.py"
 REPO = HERE.parent  # the course repository: solutions, gradebook, submissions
 HOME = "/home/student"
-STARTUP_SECONDS = 60.0
+STARTUP_SECONDS = 45.0
 
 
 class SandboxError(RuntimeError):
@@ -186,7 +186,7 @@ def sandbox_env(home: str) -> dict:
 
 
 def limit_command(limits: Limits) -> list[str]:
-    cpu = int(limits.notebook_timeout + 60)
+    cpu = int(limits.notebook_timeout + STARTUP_SECONDS)
     return [shutil.which("prlimit") or "/usr/bin/prlimit", f"--as={limits.memory}",
             f"--cpu={cpu}", "--nofile=256", f"--fsize={limits.disk}", "--core=0", "--"]  # fmt: skip
 

@@ -130,7 +130,8 @@ def batch(tmp_path_factory):
         f"{per_notebook:.1f} s of autograding per notebook",
         file=sys.stderr,
     )
-    return {"rows": rows, "out": proc.stdout, "workdir": workdir, "seconds": seconds}
+    return {"rows": rows, "out": proc.stdout, "workdir": workdir, "seconds": seconds,
+            "subs": subs, "grades": grades}  # fmt: skip
 
 
 def max_points(assignment):
@@ -335,3 +336,96 @@ def test_stock_nbgrader_commands_with_the_course_config(tmp_path):
     with out.open() as fh:
         rows = {r["student_id"]: r for r in csv.DictReader(fh)}
     assert float(rows["ok"]["raw_score"]) == max_points(a)
+
+
+def test_the_per_question_csv_imports_into_a_gradebook(batch):
+    """Canvas's gradebook CSV: Student, ID, one column per graded test cell, Total, Max; the
+    second line is "Points Possible"; a notebook that could not be graded leaves its cells empty."""
+    path = batch["grades"].with_name("grades-by-question.csv")
+    with path.open() as fh:
+        lines = list(csv.reader(fh))
+    header, possible, *students = lines
+    questions = [(a, q, p) for a in ASSIGNMENTS for q, p in points(read(source_path(a))).items()]
+    want = [f"{a}/{NOTEBOOK[a][:-6]}: {q}" for a, q, _ in questions]
+    assert header == ["Student", "ID", *want, "Total", "Max"]
+    total = sum(p for *_, p in questions)
+    assert possible == [
+        "Points Possible",
+        "",
+        *(f"{p:g}" for *_, p in questions),
+        f"{total:g}",
+    ] * 1 + [f"{total:g}"]
+    by_id = {line[1]: dict(zip(header, line, strict=True)) for line in students}
+    assert set(by_id) == {k[0] for k in batch["rows"]}
+    assert by_id["reference"]["Total"] == f"{total:g}" and by_id["untouched"]["Total"] == "0"
+    mistakes = by_id["mistakes"]
+    for a in ASSIGNMENTS:
+        failing = {c for m in combined_mistakes(a) for c in m.fails}
+        for q, p in points(read(source_path(a))).items():
+            got = float(mistakes[f"{a}/{NOTEBOOK[a][:-6]}: {q}"])
+            assert got == (0.0 if q in failing else p), (a, q)
+    scores = [float(r["score"]) for r in batch["rows"].values() if r["student_id"] == "mistakes"]
+    assert float(mistakes["Total"]) == sum(scores)
+    assert by_id["damaged"]["01_forward/forward: test_rnn_step_forward"] == "", "not 0"
+
+
+def test_one_student_is_regraded_alone(batch):
+    """`make grade STUDENT=<id>`: that student's submissions are graded anew, every other row of
+    the CSV is kept as it was."""
+    before = {k: r for k, r in batch["rows"].items()}
+    again = batch["grades"].with_name("one.csv")
+    proc = subprocess.run(
+        [*MAKE, "grade", f"SUBMISSIONS={batch['subs']}", f"GRADES={again}",
+         f"GRADING_DIR={batch['workdir']}", "WORKERS=1", "STUDENT=crash"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        env={k: v for k, v in os.environ.items() if not k.startswith("MAKE")},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    graded = re.findall(r"^(\S+) (\S+)/\S+: .*\(\d+\.\d s\)$", proc.stdout, re.M)
+    assert graded == [("crash", "02_bptt")], proc.stdout
+    with again.open() as fh:
+        after = {(r["student_id"], r["assignment"]): r for r in csv.DictReader(fh)}
+    assert after.keys() == before.keys()
+    for key, row in before.items():
+        if key[0] != "crash":
+            assert after[key] == row, key
+    assert (after[("crash", "02_bptt")]["status"], after[("crash", "02_bptt")]["score"]) == (
+        before[("crash", "02_bptt")]["status"],
+        before[("crash", "02_bptt")]["score"],
+    )
+
+
+def test_the_limits_have_one_home():
+    """The four limits' defaults are written once, in grader/limits.py; the Makefile, the nbgrader
+    configuration, the CLI and the preprocessor take them from there."""
+    import io
+    import tokenize
+
+    from grader.__main__ import parser
+    from grader.execute import SandboxedExecute
+    from grader.limits import DEFAULTS
+
+    homes = []
+    for path in [ROOT / "nbgrader_config.py", *sorted((ROOT / "grader").glob("*.py"))]:
+        text = path.read_text()
+        homes += [path.name] * text.count("4 * 2**30")  # the memory
+        for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+            if tok.type == tokenize.NUMBER and tok.string.replace("_", "") in (
+                "60", "60.0", "600", "600.0", "100000"):  # fmt: skip
+                homes.append(path.name)
+            if (
+                tok.type == tokenize.STRING
+                and re.search(r"\b4G\b", tok.string)
+                and '"""' not in tok.string
+            ):
+                homes.append(path.name)
+    assert set(homes) == {"limits.py"} and len(homes) >= 4, homes
+    make = [ln.split("#")[0] for ln in (ROOT / "Makefile").read_text().splitlines()]
+    assert not [ln for ln in make if re.search(r"\b(4G|60|600|100_?000)\b", ln)]
+    args = parser().parse_args(["subs", "grades.csv"])
+    assert (args.memory, args.cell_timeout) == (DEFAULTS.memory, DEFAULTS.cell_timeout)
+    assert (args.notebook_timeout, args.max_output) == (
+        DEFAULTS.notebook_timeout,
+        DEFAULTS.max_output,
+    )
+    assert SandboxedExecute().limits() == DEFAULTS
