@@ -26,7 +26,7 @@ K, WINDOW = 25, 6  # copydetect's defaults: k-grams of 25 tokens, a match of 30 
 THRESHOLD = 0.6
 FIELDS = ["assignment", "student_a", "student_b", "similarity", "similarity_a", "similarity_b",
           "shared_tokens"]  # fmt: skip
-MIN_TOKENS = 60  # less answer code than this is not compared (e.g. an untouched notebook)
+MIN_TOKENS = 50  # less answer code than this is not compared (e.g. an untouched notebook)
 
 
 def answer_code(nb, release) -> str:
