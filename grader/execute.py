@@ -24,14 +24,11 @@ own tests. Every such event is recorded in a report the driver turns into the CS
 
 from __future__ import annotations
 
-import ast
 import builtins
 import contextlib
-import io
 import json
 import re
 import time
-import warnings
 from pathlib import Path
 
 from nbformat.v4 import new_output
@@ -40,10 +37,9 @@ from traitlets import Bool, Float, Integer, List, Unicode
 
 from grader import wire
 from grader.limits import DEFAULTS, Limits, parse_size
+from grader.outputs import clean_outputs, run_here
 from grader.sandbox import Sandbox, SandboxError
 from grader.scan import contract_names, module_aliases, scan_source
-
-BASE64 = re.compile(r"^[A-Za-z0-9+/=\s]*$")
 
 
 def _gid(cell) -> str | None:
@@ -63,80 +59,24 @@ class StudentFunction:
         return f"<function {self.__name__}>"
 
 
-def _clean_outputs(outputs, limit: int) -> list:
-    """Outputs from the sandbox, checked and cut again here (the sandbox is not trusted)."""
-    clean = []
-    if not isinstance(outputs, list):
-        return clean
-    for out in outputs[:64]:  # the runner keeps 50
-        if not isinstance(out, dict):
-            continue
-        kind = out.get("output_type")
-        if kind == "stream":
-            name = "stderr" if out.get("name") == "stderr" else "stdout"
-            clean.append(
-                new_output("stream", name=name, text=str(out.get("text", ""))[: limit + 200])
-            )
-        elif kind in ("execute_result", "display_data"):
-            data = out.get("data") if isinstance(out.get("data"), dict) else {}
-            kept = {}
-            for mime in ("image/png", "image/jpeg"):
-                v = data.get(mime)
-                if isinstance(v, str) and len(v) <= limit and BASE64.match(v):
-                    kept[mime] = v
-            if isinstance(data.get("text/plain"), str):
-                kept["text/plain"] = data["text/plain"][: limit + 200]
-            if kept:
-                extra = {"execution_count": None} if kind == "execute_result" else {}
-                clean.append(new_output(kind, data=kept, **extra))
-        elif kind == "error":
-            tb = out.get("traceback") if isinstance(out.get("traceback"), list) else []
-            tb = [str(line)[:limit] for line in tb[:200]]
-            while sum(len(line) for line in tb) > limit and len(tb) > 1:
-                tb.pop(0)
-            clean.append(
-                new_output(
-                    "error",
-                    ename=str(out.get("ename", "Error"))[:200],
-                    evalue=str(out.get("evalue", ""))[:4000],
-                    traceback=tb,
-                )
-            )
-    return clean
-
-
-class _Capped(io.TextIOBase):
-    def __init__(self, limit):
-        self.limit, self.parts, self.size = limit, [], 0
-
-    def write(self, text):
-        if self.size < self.limit:
-            self.parts.append(text[: self.limit - self.size])
-        self.size += len(text)
-        return len(text)
-
-    def text(self):
-        out = "".join(self.parts)
-        return out + ("\n[... output cut]" if self.size > self.limit else "")
-
-
 class NotebookRun:
     """Execute one notebook: the tests here, the student's code in a sandbox."""
 
-    def __init__(self, nb, trusted: dict, tests: set, both: set, contract: list, limits: Limits,
+    def __init__(self, nb, trusted: dict, both: set, contract: list, limits: Limits,
                  submission: Path | None, max_restarts: int):  # fmt: skip
-        self.nb, self.trusted, self.tests, self.both = nb, trusted, tests, both
-        self.contract, self.limits = contract, limits
+        self.nb, self.trusted, self.both, self.contract, self.limits = (
+            nb,
+            trusted,
+            both,
+            contract,
+            limits,
+        )
         self.submission, self.max_restarts = submission, max_restarts
         self.ns: dict = {"__name__": "__main__", "__builtins__": builtins}
         self.box: Sandbox | None = None
         self.history: list[str] = []  # sources run in the sandbox, replayed after a restart
-        self.starts = 0
-        self.events: list[dict] = []
-        self.tampering: list[str] = []
-        self.notes: list[str] = []
-        self.cell_deadline = None
-        self.nb_deadline = None
+        self.events, self.tampering, self.notes, self.starts = [], [], [], 0
+        self.cell_deadline = self.nb_deadline = None
         self.dead: str | None = None  # why the student's code cannot run any more
         self.cell_id = "?"
 
@@ -145,10 +85,8 @@ class NotebookRun:
         self.events.append({"kind": kind, "cell": self.cell_id, "text": text})
 
     def tamper(self, items):
-        for item in items or []:
-            item = str(item)[:200]
-            if item not in self.tampering:
-                self.tampering.append(item)
+        new = [str(item)[:200] for item in items] if isinstance(items, list) else []
+        self.tampering += [t for t in dict.fromkeys(new) if t not in self.tampering]
 
     # -- the sandbox
     def _stop(self):
@@ -228,25 +166,25 @@ class NotebookRun:
             else:
                 self.ns.pop(name, None)
 
-    # -- cells
-    def run_student(self, cell, source: str, show: bool = True):
+    def _ready(self) -> bool:
+        """A sandbox with the student's state, started if needed; False if there cannot be one."""
         if self.dead or time.monotonic() >= self.nb_deadline:
             self._out_of_time()
+            return False
+        try:
+            return self._start()
+        except SandboxError as e:  # the preprocessor fails the submission (never a silent 0)
+            self.dead = f"the sandbox could not start: {e}"
+            self.event("sandbox", self.dead)
+            return False
+
+    # -- cells
+    def run_student(self, cell, source: str, show: bool = True):
+        if not self._ready():
             if show:
                 cell.outputs = [
                     new_output("stream", name="stdout", text=f"[not run: {self.dead}]\n")
                 ]
-            return
-        try:
-            if not self._start():
-                if show:
-                    cell.outputs = [
-                        new_output("stream", name="stdout", text=f"[not run: {self.dead}]\n")
-                    ]
-                return
-        except SandboxError as e:
-            self.dead = f"the sandbox could not start: {e}"
-            self.event("sandbox", self.dead)
             return
         self.cell_deadline = min(time.monotonic() + self.limits.cell_timeout, self.nb_deadline)
         try:
@@ -262,14 +200,13 @@ class NotebookRun:
             return
         self.history.append(source)
         self._defined(reply)
-        self.tamper(reply.get("tamper") if isinstance(reply.get("tamper"), list) else [])
-        outputs = _clean_outputs(reply.get("outputs"), self.limits.max_output)
+        self.tamper(reply.get("tamper"))
+        outputs = clean_outputs(reply.get("outputs"), self.limits.max_output)
         if any(o.output_type == "error" and o.ename == "MemoryError" for o in outputs):
             self._memory(f"cell {self.cell_id}")
         if show:
             cell.outputs = outputs
-            text = json.dumps(outputs)
-            if "more characters not shown" in text or "output cut" in text or "not shown]" in text:
+            if re.search(r"not shown\]|output cut", json.dumps(outputs)):
                 self.notes.append(
                     f"outputs of cell {self.cell_id} cut to {self.limits.max_output} characters"
                 )
@@ -280,75 +217,29 @@ class NotebookRun:
 
     def call_student(self, name: str, args, kwargs):
         """A test calls the student's ``name``: run it in the sandbox, return its result here."""
-        if self.dead:
-            raise RuntimeError(f"{name} could not be run: {self.dead}")
-        if time.monotonic() >= self.cell_deadline:
+        if not self.dead and time.monotonic() >= self.cell_deadline:
             raise TimeoutError(f"{name} was not run: the cell's time limit was reached")
+        if not self._ready():
+            raise RuntimeError(f"{name} could not be run: {self.dead}")
         try:
-            if not self._start():
-                raise RuntimeError(f"{name} could not be run: {self.dead}")
             return self.box.peer.call({"name": name}, args, kwargs)
         except MemoryError:
             self._memory(name)
             raise
-        except SandboxError as e:
-            self.dead = f"the sandbox could not start: {e}"
-            self.event("sandbox", self.dead)
-            raise RuntimeError(f"{name} could not be run: {self.dead}") from None
         except (wire.Timeout, wire.PeerGone, wire.ProtocolError) as e:
-            text = self._failure(e, name)
             error = TimeoutError if isinstance(e, wire.Timeout) else RuntimeError
-            raise error(text) from None
+            raise error(self._failure(e, name)) from None
 
     def run_trusted(self, cell, source: str):
         self.cell_deadline = min(time.monotonic() + self.limits.cell_timeout, self.nb_deadline)
-        out = _Capped(self.limits.max_output)
-        outputs = []
-        try:
-            tree = ast.parse(source)
-            last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
-            with (
-                contextlib.redirect_stdout(out),
-                contextlib.redirect_stderr(_Capped(0)),
-                warnings.catch_warnings(),
-            ):
-                warnings.simplefilter("ignore")
-                exec(compile(tree, f"<cell {self.cell_id}>", "exec"), self.ns)
-                value = None
-                if last is not None:
-                    expr = ast.Expression(last.value)
-                    value = eval(compile(expr, f"<cell {self.cell_id}>", "eval"), self.ns)
-            if out.size:
-                outputs.append(new_output("stream", name="stdout", text=out.text()))
-            if value is not None:
-                text = repr(value)[: self.limits.max_output]
-                outputs.append(
-                    new_output("execute_result", data={"text/plain": text}, execution_count=None)
-                )
-        except Exception as e:  # noqa: BLE001 - a failing test is an error output, as in a kernel
-            if out.size:
-                outputs.append(new_output("stream", name="stdout", text=out.text()))
-            message = wire.safe_str(e)[:4000]
-            # Only the error line: the frames would show the test cell's (hidden) code.
-            outputs.append(
-                new_output(
-                    "error",
-                    ename=type(e).__name__,
-                    evalue=message,
-                    traceback=[f"{type(e).__name__}: {message}"],
-                )  # fmt: skip
-            )
-        cell.outputs = outputs
+        cell.outputs = run_here(source, self.ns, f"<cell {self.cell_id}>", self.limits.max_output)
 
     def execute(self):
         self.nb_deadline = time.monotonic() + self.limits.notebook_timeout
-        self.aliases = module_aliases(
-            [
-                c.source
-                for c in self.nb.cells
-                if c.cell_type == "code" and _gid(c) not in self.trusted
-            ]
-        )
+        own = [
+            c.source for c in self.nb.cells if c.cell_type == "code" and _gid(c) not in self.trusted
+        ]
+        self.aliases = module_aliases(own)
         for cell in self.nb.cells:
             if cell.cell_type != "code":
                 continue
@@ -369,15 +260,11 @@ class NotebookRun:
                 self.run_trusted(cell, source)
             else:
                 found = scan_source(cell.source, self.aliases)
-                self.tamper(f"{t} (cell {self.cell_id})" for t in found)
+                self.tamper([f"{t} (cell {self.cell_id})" for t in found])
                 self.run_student(cell, cell.source)
         if self.box is not None and self.box.alive():
-            try:
-                reply = self.box.request({"op": "report"}, time.monotonic() + 10)
-                if isinstance(reply.get("tamper"), list):
-                    self.tamper(reply["tamper"])
-            except (wire.Timeout, wire.PeerGone, wire.ProtocolError):
-                pass
+            with contextlib.suppress(wire.Timeout, wire.PeerGone, wire.ProtocolError):
+                self.tamper(self.box.request({"op": "report"}, time.monotonic() + 10).get("tamper"))
         self._stop()
 
 
@@ -389,14 +276,10 @@ class SandboxedExecute(NbGraderPreprocessor):
     notebook_timeout = Float(DEFAULTS.notebook_timeout, help="seconds per notebook").tag(
         config=True
     )
-    memory = Unicode(str(DEFAULTS.memory), help="bytes, or a size like 2G, for the student's process").tag(
-        config=True
-    )
+    memory = Unicode(str(DEFAULTS.memory), help="bytes, or a size like 2G").tag(config=True)
     max_output = Integer(DEFAULTS.max_output, help="characters kept per output").tag(config=True)
     sandbox = Bool(True, help="bubblewrap isolation (False: SANDBOX=off, unsafe)").tag(config=True)
-    tests_only_cells = List(
-        ["checks"], help="read-only cells (grade ids) that only the tests need"
-    ).tag(config=True)
+    tests_only_cells = List(["checks"], help="read-only cells only the tests need").tag(config=True)
     max_restarts = Integer(3, help="restarts of the student's process per notebook").tag(
         config=True
     )
@@ -419,11 +302,8 @@ class SandboxedExecute(NbGraderPreprocessor):
         info = resources["nbgrader"]
         with Gradebook(info["db_url"]) as gb:
             notebook = gb.find_notebook(info["notebook"], info["assignment"])
-            trusted = {
-                c.name: c.source
-                for c in notebook.source_cells
-                if c.locked and c.cell_type == "code"
-            }
+            cells = notebook.source_cells
+            trusted = {c.name: c.source for c in cells if c.locked and c.cell_type == "code"}
             points = {c.name: float(c.max_score) for c in notebook.grade_cells}
             solutions = [c.name for c in notebook.solution_cells]
             sources = {c.name: c.source for c in notebook.source_cells}
@@ -432,7 +312,7 @@ class SandboxedExecute(NbGraderPreprocessor):
         contract = contract_names([sources[s] for s in solutions if s in sources])
         path = resources.get("metadata", {}).get("path")
         start = time.monotonic()
-        run = NotebookRun(nb, trusted, tests, both, contract, self.limits(),
+        run = NotebookRun(nb, trusted, both, contract, self.limits(),
                           Path(path) if path else None, self.max_restarts)  # fmt: skip
         try:
             run.execute()
@@ -446,14 +326,9 @@ class SandboxedExecute(NbGraderPreprocessor):
         for i, cell in enumerate(c for c in nb.cells if c.cell_type == "code"):
             cell.execution_count = i + 1
         if self.report_dir:
-            report = {
-                "events": run.events,
-                "tampering": run.tampering,
-                "notes": run.notes,
-                "starts": run.starts,
-                "seconds": time.monotonic() - start,
-                "sandbox": "bubblewrap" if self.sandbox else "off",
-            }
+            report = {"events": run.events, "tampering": run.tampering, "notes": run.notes,
+                      "starts": run.starts, "seconds": time.monotonic() - start,
+                      "sandbox": "bubblewrap" if self.sandbox else "off"}  # fmt: skip
             out = Path(self.report_dir) / info["student"] / info["assignment"]
             out.mkdir(parents=True, exist_ok=True)
             (out / f"{info['notebook']}.json").write_text(json.dumps(report, indent=1))
