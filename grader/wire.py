@@ -1,23 +1,15 @@
 """The wire between the grader and a sandboxed student process: safe messages, shared objects.
 
-The grader runs the tests; the student's functions run in another process (the sandbox). A test
-calls ``rnn_forward(xs, ...)``: the arguments travel to the sandbox, the student's function runs
-there, and the result travels back. Nothing the student's code does can reach the tests' own
-namespace, their copies of numpy and torch, or the verdict: all the grader receives is data.
-Both sides use this module (the sandbox imports a read-only copy; torch only when it is loaded).
-
-* **No pickle, an allowlist.** A message is a JSON header plus raw byte blobs. Only what the
-  assignments' contracts pass and return travels (:data:`TYPES`); any other object arrives as an
-  :class:`Opaque` stand-in that only knows its type name. Decoding never imports or calls
-  anything named in a message.
-* **Shared mutable objects.** Tests check in-place semantics ("clip_grad_norm scales the caller's
-  arrays", "numerical_gradient puts x back"), so every list, dict, array, tensor and module that
-  crosses gets an id, and *every* message carries the current contents of all of them. The
-  receiver updates its own objects in place: identities on each side are kept.
-* **Callbacks.** A function among the arguments (``numerical_gradient(f, x)``) becomes a stub on
-  the other side; calling it sends a nested ``call`` message back, served before the reply.
-* **Untrusted input.** Sizes, depth, dtypes and shapes are checked; a violation raises
-  :class:`ProtocolError` (the grader then stops that sandbox).
+The tests run in the grader; a test's call of a student's function sends the arguments to the
+sandbox and brings the result back. A message is a JSON header plus raw byte blobs, never
+pickle: only the kinds of values in :data:`TYPES` travel (what the assignments' contracts pass
+and return); any other object arrives as an :class:`Opaque` stand-in, and decoding never imports
+or calls anything named in a message. Every list, dict, array, tensor and module that crosses is
+shared: each message carries the current contents of all of them and the receiver updates its
+own objects in place, so in-place changes and identities are as in one process. A function
+among the arguments becomes a stub whose calls travel back. Sizes, depth, dtypes and shapes are
+checked; a violation raises :class:`ProtocolError`. Both sides import this file (the sandbox a
+read-only copy of it alone).
 """
 
 from __future__ import annotations
@@ -62,20 +54,10 @@ EXCEPTIONS = {
 }
 
 
-class ProtocolError(Exception):
-    """The other side sent something that is not a valid message."""
-
-
-class PeerGone(Exception):
-    """The other side closed its end (its process ended)."""
-
-
-class Timeout(Exception):
-    """No message arrived before the deadline."""
-
-
-class RemoteError(Exception):
-    """Base of exceptions re-raised from the other side whose type is not a builtin."""
+ProtocolError = type("ProtocolError", (Exception,), {"__doc__": "Not a valid message."})
+PeerGone = type("PeerGone", (Exception,), {"__doc__": "The other side's process ended."})
+Timeout = type("Timeout", (Exception,), {"__doc__": "No message before the deadline."})
+RemoteError = type("RemoteError", (Exception,), {"__doc__": "Base of non-builtin remote errors."})
 
 
 class Opaque:
@@ -94,10 +76,8 @@ def _torch():
 
 
 def _is(obj, kind: str) -> bool:
-    torch = _torch()
-    return torch is not None and isinstance(
-        obj, torch.Tensor if kind == "tensor" else torch.nn.Module
-    )
+    t = _torch()
+    return t is not None and isinstance(obj, t.Tensor if kind == "tensor" else t.nn.Module)
 
 
 def safe_str(obj) -> str:
@@ -120,17 +100,14 @@ def exception_from(info: dict) -> Exception:
     message = str(info.get("message", ""))[:4000]
     if name in EXCEPTIONS:
         return EXCEPTIONS[name](message)
-    base = next(
-        (EXCEPTIONS[n] for n in map(str, info.get("mro", [])[:50]) if n in EXCEPTIONS), None
-    )
-    if base is None:
+    bases = [EXCEPTIONS[n] for n in map(str, info.get("mro", [])[:50]) if n in EXCEPTIONS]
+    if not bases:
         return RuntimeError(f"{name}: {message}" if message else name)
     try:
-        return type(name if name.isidentifier() else "RemoteError", (base, RemoteError), {})(
-            message
-        )
+        cls = type(name if name.isidentifier() else "RemoteError", (bases[0], RemoteError), {})
+        return cls(message)
     except TypeError:
-        return base(message)
+        return bases[0](message)
 
 
 class Channel:
