@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import builtins
 import contextlib
+import io
 import os
 import shutil
 import socket
@@ -94,8 +95,8 @@ class Capture:
         return self.outputs
 
 
-class Stream:
-    """sys.stdout / sys.stderr while a cell runs (``capture`` None: dropped)."""
+class Stream(io.TextIOBase):
+    """sys.stdout / sys.stderr while a cell runs (``capture`` None: dropped); no fileno."""
 
     encoding, errors = "utf-8", "replace"
 
@@ -106,19 +107,6 @@ class Stream:
         if self.capture is not None:
             self.capture.stream(self.name, str(text))
         return len(text)
-
-    def writelines(self, lines):
-        for line in lines:
-            self.write(line)
-
-    def flush(self):
-        pass
-
-    def isatty(self) -> bool:
-        return False
-
-    def fileno(self) -> int:
-        raise OSError("no file descriptor")
 
 
 CAPTURE: Capture | None = None

@@ -286,13 +286,8 @@ class Codec:
                 return {"t": "opaque", "type": f"tensor of {obj.dtype}"}
             data = self._array(obj.detach().cpu().resolve_conj().numpy(), blobs)
             grad = node(obj.grad if obj.is_leaf else None)
-            return {
-                "t": "tensor",
-                "dtype": name,
-                "data": data,
-                "rg": obj.requires_grad,
-                "grad": grad,
-            }
+            return {"t": "tensor", "dtype": name, "data": data, "rg": obj.requires_grad,
+                    "grad": grad}  # fmt: skip
         cls = type(obj).__name__
         if cls not in MODULES:
             return {"t": "opaque", "type": getattr(obj, "type_name", cls)}
