@@ -24,48 +24,29 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m grader", description=__doc__.split(":")[1])
     p.add_argument("submissions", type=Path, help="<student_id>/<assignment_id>/<notebook>.ipynb")
     p.add_argument("grades", type=Path, help="the CSV to write (and <name>-by-question.csv)")
-    p.add_argument(
-        "--workdir",
-        type=Path,
-        default=ROOT / "_grading",
-        help="gradebook, submitted/, autograded/, feedback/ (default: _grading/)",
-    )
+    options = [  # flag, type, default, help
+        ("--workdir", Path, ROOT / "_grading", "gradebook, submitted/, autograded/, feedback/"),
+        ("--workers", int, os.cpu_count() or 1, "submissions graded at once (default: the cores)"),
+        ("--memory", str, DEFAULTS.memory, "memory of the student's process (bytes, or 2G)"),
+        ("--cell-timeout", float, DEFAULTS.cell_timeout, "seconds per cell"),
+        ("--notebook-timeout", float, DEFAULTS.notebook_timeout, "seconds per notebook"),
+        ("--max-output", int, DEFAULTS.max_output, "characters kept per cell output"),
+        (
+            "--gradebook",
+            str,
+            os.environ.get("BPTT_GRADEBOOK_URL"),
+            "SQLAlchemy URL (default: SQLite)",
+        ),
+        ("--shard", _shard, None, "i/n: grade the i-th of n shares of the students"),
+        ("--student", str, None, "grade only this student, anew (the others are kept)"),
+    ]
+    for flag, kind, default, text in options:
+        p.add_argument(flag, type=kind, default=default, help=text)
+    p.add_argument("--sandbox", choices=["on", "off"], default="on",
+                   help="off: run the students' code WITHOUT isolation (unsafe)")  # fmt: skip
     p.add_argument("--no-feedback", action="store_true", help="skip the feedback pages")
-    p.add_argument(
-        "--workers",
-        type=int,
-        default=os.cpu_count() or 1,
-        help="submissions graded at once (default: the cores)",
-    )
-    p.add_argument("--memory", default=DEFAULTS.memory, help="memory of the student's process")
-    p.add_argument("--cell-timeout", type=float, default=DEFAULTS.cell_timeout, help="seconds")
-    p.add_argument(
-        "--notebook-timeout",
-        type=float,
-        default=DEFAULTS.notebook_timeout,
-        help="seconds per notebook",
-    )
-    p.add_argument(
-        "--max-output",
-        type=int,
-        default=DEFAULTS.max_output,
-        help="characters kept per cell output",
-    )
-    p.add_argument(
-        "--sandbox",
-        choices=["on", "off"],
-        default="on",
-        help="off: run the students' code WITHOUT isolation (unsafe)",
-    )
-    p.add_argument(
-        "--gradebook",
-        default=os.environ.get("BPTT_GRADEBOOK_URL"),
-        help="SQLAlchemy URL (default: SQLite in the work directory)",
-    )
     p.add_argument("--regrade", action="store_true", help="grade unchanged submissions again")
-    p.add_argument("--shard", type=_shard, help="i/n: grade the i-th of n shares of the students")
-    p.add_argument("--student", help="grade only this student, anew (the others are kept)")
-    return p  # fmt: skip
+    return p
 
 
 def main(argv: list[str] | None = None) -> int:

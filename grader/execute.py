@@ -94,11 +94,10 @@ class NotebookRun:
                 self._out_of_time()
                 return False
             self.starts += 1
-            box = Sandbox(self.limits, self.submission, deadline=lambda: self.cell_deadline)
+            self.box = box = Sandbox(self.limits, self.submission, lambda: self.cell_deadline)
             box.start(
                 {"op": "init", "max_output": self.limits.max_output, "contract": self.contract}
             )
-            self.box = box
             for i, source in enumerate(list(self.history)):  # replay, outputs dropped
                 deadline = min(time.monotonic() + self.limits.cell_timeout, self.nb_deadline)
                 try:
@@ -106,18 +105,16 @@ class NotebookRun:
                     self._defined(reply)
                 except (wire.Timeout, wire.PeerGone, wire.ProtocolError) as e:
                     self.history.pop(i)  # non-deterministic: it worked the first time
-                    self.event(
-                        "stopped", f"replaying a cell after a restart failed ({type(e).__name__})"
-                    )
+                    why = f"replaying a cell after a restart failed ({type(e).__name__})"
+                    self.event("stopped", why)
                     self._stop()
                     break
         return True
 
     def _out_of_time(self):
         if not self.dead:
-            self.dead = (
-                f"the notebook's time limit ({self.limits.notebook_timeout:g} s) was reached"
-            )
+            limit = self.limits.notebook_timeout
+            self.dead = f"the notebook's time limit ({limit:g} s) was reached"
             self.event("notebook_timeout", self.dead)
             self._stop()
 
