@@ -52,23 +52,18 @@ def check_sandbox(limits: Limits, workdir: Path, submissions: Path, db_url: str,
         return {}
     if bwrap_path() is None:
         raise SystemExit(MISSING)
-    gradebook = (
-        db_url.split("sqlite:///", 1)[1].split("?")[0] if db_url.startswith("sqlite") else ""
-    )
+    sqlite = db_url.split("sqlite:///", 1)[-1].split("?")[0] if db_url.startswith("sqlite") else ""
     others = next((p for p in sorted(submissions.iterdir()) if p.is_dir()), submissions)
-    paths = {
-        "solutions/": str(ROOT / "solutions"),
-        "the repository": str(ROOT / "README.md"),
-        "the gradebook": gradebook or str(workdir / "gradebook.db"),
-        "the submissions": str(others),
-        "the work directory": str(workdir),
-    }
+    paths = {"solutions/": ROOT / "solutions", "the repository": ROOT / "README.md",
+             "the gradebook": sqlite or workdir / "gradebook.db", "the submissions": others,
+             "the work directory": workdir}  # fmt: skip
+    paths = {k: str(v) for k, v in paths.items()}
     checks = _probe(limits, paths)
     (workdir / "sandbox-check.json").write_text(json.dumps(checks, indent=1))
     allowed = [k for k, v in checks.items() if v == "ALLOWED"]
     if allowed:
         raise SystemExit(
-            "the sandbox does not isolate the students' code: it could " + ", ".join(allowed)
+            f"the sandbox does not isolate the students' code: it could {', '.join(allowed)}"
         )
     log(
         "sandbox: bubblewrap; denied: "
