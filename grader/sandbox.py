@@ -135,14 +135,8 @@ def sandbox_command(limits: Limits, fds: dict, submission: Path | None) -> list[
         cmd += ["--ro-bind", p, p]
     cmd += ["--remount-ro", str(REPO)]
     cmd += ["--size", str(limits.disk), "--tmpfs", HOME, "--dir", f"{HOME}/work"]
-    cmd += [
-        "--ro-bind",
-        str(RUNNER),
-        "/grader/runner.py",
-        "--ro-bind",
-        str(WIRE),
-        "/grader/wire.py",
-    ]
+    cmd += ["--ro-bind", str(RUNNER), "/grader/runner.py",
+            "--ro-bind", str(WIRE), "/grader/wire.py"]  # fmt: skip
     if submission is not None and submission.is_dir():
         cmd += ["--ro-bind", str(submission), f"{HOME}/submission"]
     # The sandbox's root is a tmpfs holding the mount points (e.g. /work/main for the venv):
