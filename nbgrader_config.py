@@ -1,5 +1,5 @@
 # nbgrader configuration of the course (nbgrader 0.9.6), read by every `nbgrader` command run
-# from this directory and by `make exercises` / `make grade` (python -m bptt.grading).
+# from this directory and by `make exercises` / `make grade` (python -m grader).
 #
 #   solutions/<assignment>/<notebook>.ipynb   source notebooks (reference solutions, hidden tests)
 #   exercises/<assignment>/<notebook>.ipynb   release notebooks, generated: `make exercises`
@@ -22,8 +22,8 @@ from nbgrader.preprocessors import (
     SaveAutoGrades,
 )
 
-from bptt.grading.execute import SandboxedExecute
-from bptt.grading.feedback import HideHiddenTestFrames
+from grader.execute import SandboxedExecute
+from grader.feedback import HideHiddenTestFrames
 
 c = get_config()  # noqa: F821 - provided by traitlets when it loads this file
 
@@ -55,14 +55,14 @@ os.environ.setdefault("PYTHONWARNINGS", "ignore")
 os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")  # debugger notice on stderr
 c.IgnorePattern.enabled = True
 c.IgnorePattern.pattern = "."
-c.Execute.timeout = 60  # seconds per cell; the tests of one cell take well under a second
-c.Execute.interrupt_on_timeout = True
 
 # Execution: nbgrader's Execute runs the tests in the kernel that runs the student's code, where
-# the code can patch them. SandboxedExecute (bptt/grading/execute.py) runs the read-only cells
-# (tests, helpers) here and the student's cells in a bubblewrap sandbox, calling the student's
-# functions across; everything else is nbgrader's. `make grade` sets the limits from MEMORY,
-# CELL_TIMEOUT, NOTEBOOK_TIMEOUT and SANDBOX; these are the defaults.
+# the code can patch them. SandboxedExecute (grader/execute.py) runs the read-only cells (tests,
+# helpers) here and the student's cells in a bubblewrap sandbox, calling the student's functions
+# across; everything else is nbgrader's. Its limits (memory, time per cell and per notebook,
+# output size) default to grader/limits.py; `make grade` sets them from MEMORY, CELL_TIMEOUT,
+# NOTEBOOK_TIMEOUT and SANDBOX. If the sandbox cannot start, the submission fails (an error in
+# nbgrader's log, a non-zero exit), it is never scored 0.
 c.Autograde.autograde_preprocessors = [
     SandboxedExecute,
     IgnorePattern,
@@ -71,10 +71,6 @@ c.Autograde.autograde_preprocessors = [
     AssignLatePenalties,
     CheckCellMetadata,
 ]
-c.SandboxedExecute.cell_timeout = 60
-c.SandboxedExecute.notebook_timeout = 600
-c.SandboxedExecute.memory = "4G"
-c.SandboxedExecute.max_output = 100_000  # characters per output, every kind of output
 c.SandboxedExecute.tests_only_cells = ["checks"]  # read-only cells the student's code never needs
 c.SandboxedExecute.report_dir = str(WORK / "reports")
 # Test cells deleted from a submission are put back and run, rather than silently skipped.

@@ -162,7 +162,7 @@ def normalised(path):
 
 
 def test_exercises_are_generated_from_solutions(tmp_path):
-    from bptt.grading.release import generate_release
+    from grader.release import generate_release
 
     paths = generate_release(tmp_path / "release", workdir=tmp_path / "work")
     assert len(paths) == len(ASSIGNMENTS)

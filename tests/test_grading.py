@@ -35,12 +35,15 @@ from exercise_harness import (
     student_notebook,
 )
 
-from bptt.grading.autograde import check_notebook, discover
-from bptt.grading.feedback import hide_cell_frames
+from grader.feedback import hide_cell_frames
+from grader.layout import check_notebook, discover
 
 MUTANTS, _ = all_mutants()
 
 NOTEBOOK = {a: f"{nb}.ipynb" for a, (nb, _) in ASSIGNMENTS.items()}
+# `make` with this interpreter's environment as the Makefile's VENV, never (re)installing it:
+# `-o` takes the venv's install stamp as up to date whatever its age.
+MAKE = ["make", "--no-print-directory", f"VENV={sys.prefix}", "-o", f"{sys.prefix}/.installed"]
 
 
 def combined_mistakes(assignment):
@@ -105,8 +108,7 @@ def batch(tmp_path_factory):
     start = time.perf_counter()
     proc = subprocess.run(
         [
-            "make",
-            "--no-print-directory",
+            *MAKE,
             "grade",
             f"SUBMISSIONS={subs}",
             f"GRADES={grades}",
@@ -130,7 +132,8 @@ def batch(tmp_path_factory):
         f"{per_notebook:.1f} s of autograding per notebook",
         file=sys.stderr,
     )
-    return {"rows": rows, "out": proc.stdout, "workdir": workdir, "seconds": seconds}
+    return {"rows": rows, "out": proc.stdout, "workdir": workdir, "seconds": seconds,
+            "subs": subs, "grades": grades}  # fmt: skip
 
 
 def max_points(assignment):
@@ -285,10 +288,146 @@ def test_hidden_frames_are_dropped_from_tracebacks():
 
 
 def test_make_grade_needs_its_arguments():
-    proc = subprocess.run(
-        ["make", "--no-print-directory", "grade"], cwd=ROOT, capture_output=True, text=True
-    )
+    proc = subprocess.run([*MAKE, "grade"], cwd=ROOT, capture_output=True, text=True)
     assert (
         proc.returncode != 0
         and "usage: make grade SUBMISSIONS=<dir> GRADES=<file.csv>" in proc.stdout
     )
+
+
+def test_stock_nbgrader_commands_with_the_course_config(tmp_path):
+    """`nbgrader generate_assignment / autograde / generate_feedback / export`, the stock
+    commands with nbgrader_config.py (its sandboxed execution): a correct notebook gets full
+    marks; when the sandbox cannot start, the submission fails loudly (an error in nbgrader's
+    log, a non-zero exit, no autograded notebook), never a silent 0."""
+    a, nb = "03_clipping", NOTEBOOK["03_clipping"]
+    for student in ("ok", "nobox"):
+        write(tmp_path / "submitted" / student / a, student_notebook(a), assignment=a)
+    where = [
+        f"--CourseDirectory.submitted_directory={tmp_path / 'submitted'}",
+        f"--CourseDirectory.autograded_directory={tmp_path / 'autograded'}",
+        f"--CourseDirectory.feedback_directory={tmp_path / 'feedback'}",
+        f"--CourseDirectory.release_directory={tmp_path / 'release'}",
+        f"--CourseDirectory.db_url=sqlite:///{tmp_path / 'gradebook.db'}",
+        f"--SandboxedExecute.report_dir={tmp_path / 'reports'}",
+    ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BPTT_")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # alembic
+    env["PYTHONPATH"] = f"{ROOT}{os.pathsep}{env.get('PYTHONPATH', '')}"
+
+    def nbgrader(*args, **extra):
+        cmd = [sys.executable, "-m", "nbgrader", *args, *where]
+        run = {"capture_output": True, "text": True, "env": {**env, **extra}, "timeout": 300}
+        return subprocess.run(cmd, cwd=ROOT, **run)
+
+    assert nbgrader("generate_assignment", a, "--force").returncode == 0
+    ok = nbgrader("autograde", a, "--student=ok")
+    assert ok.returncode == 0, ok.stderr[-3000:]
+    bad = nbgrader("autograde", a, "--student=nobox", BPTT_BWRAP=str(tmp_path / "no-bwrap"))
+    assert bad.returncode != 0, bad.stderr[-3000:]
+    errors = [ln for ln in bad.stderr.splitlines() if "| ERROR]" in ln]
+    assert any("the sandbox could not start" in ln for ln in errors), bad.stderr[-3000:]
+    assert not (tmp_path / "autograded" / "nobox" / a / nb).exists(), "no zero is recorded"
+    assert (tmp_path / "autograded" / "ok" / a / nb).is_file()
+    fb = nbgrader("generate_feedback", a, "--student=ok")
+    assert fb.returncode == 0, fb.stderr[-3000:]
+    assert (tmp_path / "feedback" / "ok" / a / nb.replace(".ipynb", ".html")).is_file()
+    out = tmp_path / "grades.csv"
+    ex = nbgrader("export", f"--CsvExportPlugin.to={out}")
+    assert ex.returncode == 0, ex.stderr[-3000:]
+    with out.open() as fh:
+        rows = {r["student_id"]: r for r in csv.DictReader(fh)}
+    assert float(rows["ok"]["raw_score"]) == max_points(a)
+
+
+def test_the_per_question_csv_imports_into_a_gradebook(batch):
+    """Canvas's gradebook CSV: Student, ID, one column per graded test cell, Total, Max; the
+    second line is "Points Possible"; a notebook that could not be graded leaves its cells empty."""
+    path = batch["grades"].with_name("grades-by-question.csv")
+    with path.open() as fh:
+        lines = list(csv.reader(fh))
+    header, possible, *students = lines
+    questions = [(a, q, p) for a in ASSIGNMENTS for q, p in points(read(source_path(a))).items()]
+    want = [f"{a}/{NOTEBOOK[a][:-6]}: {q}" for a, q, _ in questions]
+    assert header == ["Student", "ID", *want, "Total", "Max"]
+    total = sum(p for *_, p in questions)
+    assert possible == [
+        "Points Possible",
+        "",
+        *(f"{p:g}" for *_, p in questions),
+        f"{total:g}",
+    ] * 1 + [f"{total:g}"]
+    by_id = {line[1]: dict(zip(header, line, strict=True)) for line in students}
+    assert set(by_id) == {k[0] for k in batch["rows"]}
+    assert by_id["reference"]["Total"] == f"{total:g}" and by_id["untouched"]["Total"] == "0"
+    mistakes = by_id["mistakes"]
+    for a in ASSIGNMENTS:
+        failing = {c for m in combined_mistakes(a) for c in m.fails}
+        for q, p in points(read(source_path(a))).items():
+            got = float(mistakes[f"{a}/{NOTEBOOK[a][:-6]}: {q}"])
+            assert got == (0.0 if q in failing else p), (a, q)
+    scores = [float(r["score"]) for r in batch["rows"].values() if r["student_id"] == "mistakes"]
+    assert float(mistakes["Total"]) == sum(scores)
+    assert by_id["damaged"]["01_forward/forward: test_rnn_step_forward"] == "", "not 0"
+
+
+def test_one_student_is_regraded_alone(batch):
+    """`make grade STUDENT=<id>`: that student's submissions are graded anew, every other row of
+    the CSV is kept as it was."""
+    before = {k: r for k, r in batch["rows"].items()}
+    again = batch["grades"].with_name("one.csv")
+    proc = subprocess.run(
+        [*MAKE, "grade", f"SUBMISSIONS={batch['subs']}", f"GRADES={again}",
+         f"GRADING_DIR={batch['workdir']}", "WORKERS=1", "STUDENT=crash"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        env={k: v for k, v in os.environ.items() if not k.startswith("MAKE")},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    graded = re.findall(r"^(\S+) (\S+)/\S+: .*\(\d+\.\d s\)$", proc.stdout, re.M)
+    assert graded == [("crash", "02_bptt")], proc.stdout
+    with again.open() as fh:
+        after = {(r["student_id"], r["assignment"]): r for r in csv.DictReader(fh)}
+    assert after.keys() == before.keys()
+    for key, row in before.items():
+        if key[0] != "crash":
+            assert after[key] == row, key
+    assert (after[("crash", "02_bptt")]["status"], after[("crash", "02_bptt")]["score"]) == (
+        before[("crash", "02_bptt")]["status"],
+        before[("crash", "02_bptt")]["score"],
+    )
+
+
+def test_the_limits_have_one_home():
+    """The four limits' defaults are written once, in grader/limits.py; the Makefile, the nbgrader
+    configuration, the CLI and the preprocessor take them from there."""
+    import io
+    import tokenize
+
+    from grader.__main__ import parser
+    from grader.execute import SandboxedExecute
+    from grader.limits import DEFAULTS
+
+    homes = []
+    for path in [ROOT / "nbgrader_config.py", *sorted((ROOT / "grader").glob("*.py"))]:
+        text = path.read_text()
+        homes += [path.name] * text.count("4 * 2**30")  # the memory
+        for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+            if tok.type == tokenize.NUMBER and tok.string.replace("_", "") in (
+                "60", "60.0", "600", "600.0", "100000"):  # fmt: skip
+                homes.append(path.name)
+            if (
+                tok.type == tokenize.STRING
+                and re.search(r"\b4G\b", tok.string)
+                and '"""' not in tok.string
+            ):
+                homes.append(path.name)
+    assert set(homes) == {"limits.py"} and len(homes) >= 4, homes
+    make = [ln.split("#")[0] for ln in (ROOT / "Makefile").read_text().splitlines()]
+    assert not [ln for ln in make if re.search(r"\b(4G|60|600|100_?000)\b", ln)]
+    args = parser().parse_args(["subs", "grades.csv"])
+    assert (args.memory, args.cell_timeout) == (DEFAULTS.memory, DEFAULTS.cell_timeout)
+    assert (args.notebook_timeout, args.max_output) == (
+        DEFAULTS.notebook_timeout,
+        DEFAULTS.max_output,
+    )
+    assert SandboxedExecute().limits() == DEFAULTS

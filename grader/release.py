@@ -1,6 +1,6 @@
 """Generate the release notebooks (``exercises/``) from the source notebooks (``solutions/``).
 
-    python -m bptt.grading.release [--out DIR]
+    python -m grader.release [--out DIR]
 
 Runs ``nbgrader generate_assignment`` for every assignment in one process (the five separate
 commands cost a few seconds of imports each), without touching the gradebook. ``make exercises``
@@ -13,7 +13,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from bptt.grading.autograde import ROOT, assignments, load_config
+from grader.config import load_config
+from grader.layout import ROOT, assignments
 
 
 def generate_release(out: Path = ROOT / "exercises", workdir: Path | None = None) -> list[Path]:
@@ -40,7 +41,7 @@ def generate_release(out: Path = ROOT / "exercises", workdir: Path | None = None
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m bptt.grading.release", description=__doc__.split("\n\n")[0]
+        prog="python -m grader.release", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--out", type=Path, default=ROOT / "exercises", help="default: exercises/")
     args = parser.parse_args(argv)

