@@ -1,7 +1,9 @@
 """The pins: requirements.txt, requirements.lock, environment.yml and the venv agree."""
 
 import sys
+import sysconfig
 from importlib.metadata import distributions, version
+from pathlib import Path
 
 import yaml
 from packaging.requirements import Requirement
@@ -60,7 +62,14 @@ def test_conda_environment_installs_the_lock_and_cpu_torch():
 def test_venv_has_exactly_the_locked_packages():
     assert sys.version_info[:2] == (3, 11)
     lock = lock_pins()
-    installed = {canonicalize_name(d.metadata["Name"]): d.version for d in distributions()}
+    # Only what pip installed into the venv: setuptools puts its own vendored copies (jaraco.*,
+    # more-itertools, ...) on sys.path once something imports it; those are not installed.
+    site = Path(sysconfig.get_paths()["purelib"]).resolve()
+    installed = {
+        canonicalize_name(d.metadata["Name"]): d.version
+        for d in distributions()
+        if Path(str(d.locate_file(""))).resolve() == site
+    }
     installed.pop("bptt", None)  # the course package itself, installed editable
     unlocked = sorted(set(installed) - set(lock))
     assert not unlocked, f"installed but not in requirements.lock (run make lock): {unlocked}"
