@@ -71,8 +71,8 @@ book: $(STAMP)
 	$(BIN)/jupyter-book build . $(STRICT)
 
 lint: $(STAMP)
-	$(BIN)/ruff check bptt grader tests book/_ext
-	$(BIN)/ruff format --check bptt grader tests book/_ext
+	$(BIN)/ruff check bptt grader tests book/_ext solutions/checks_common.py
+	$(BIN)/ruff format --check bptt grader tests book/_ext solutions/checks_common.py
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest

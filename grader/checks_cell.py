@@ -2,7 +2,7 @@
 
 Each source notebook has a locked, 0-point cell ``checks`` with the helpers its test cells
 call. Their shared part (``_tc_call``, ``_tc_compare``, ...) is the module
-``grader/notebook_checks.py``, linted and tested like the rest of the code; this copies it to
+``solutions/checks_common.py``, linted and tested like the rest of the code; this copies it to
 the top of every ``checks`` cell, above the assignment's own checks, and ``make exercises``
 then releases it. A test fails when a notebook's copy differs from the module.
 
@@ -19,7 +19,7 @@ import nbformat
 
 from grader.registry import assignments
 
-COMMON = (Path(__file__).parent / "notebook_checks.py").read_text()
+COMMON = (Path(__file__).resolve().parents[1] / "solutions" / "checks_common.py").read_text()
 MARK = "# ---- The checks of this assignment ----\n"
 CELL_ID = "checks"
 
@@ -71,7 +71,7 @@ def main(argv: list[str]) -> int:
         return 0
     bad = [p for p in paths if stale(p)]
     for p in bad:
-        print(f"{p}: its checks cell differs from grader/notebook_checks.py", file=sys.stderr)
+        print(f"{p}: its checks cell differs from solutions/checks_common.py", file=sys.stderr)
     return 1 if bad else 0
 
 

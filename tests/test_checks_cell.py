@@ -1,4 +1,4 @@
-"""The notebooks' shared test helpers have one source, grader/notebook_checks.py."""
+"""The notebooks' shared test helpers have one source, solutions/checks_common.py."""
 
 import nbformat
 import pytest
