@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -30,8 +31,10 @@ def solved_notebook(assignment: str, notebook: str) -> dict:
 
 
 def grading_throughput(workers: int = 1, students: int = 2) -> dict:
-    """Grade ``students`` copies of every reference solution; seconds for the whole batch."""
+    """Grade ``students`` copies of every reference solution; seconds for the whole batch.
+    The grader's environment (one BLAS thread, no plots) is undone after, for what runs next."""
     tmp = Path(tempfile.mkdtemp(prefix="bench-grading-"))
+    environ = dict(os.environ)
     try:
         for s, (assignment, notebooks) in (
             (s, a) for s in range(students) for a in assignments().items()
@@ -52,4 +55,6 @@ def grading_throughput(workers: int = 1, students: int = 2) -> dict:
             "all_full_marks": full,
         }
     finally:
+        os.environ.clear()
+        os.environ.update(environ)
         shutil.rmtree(tmp, ignore_errors=True)

@@ -339,6 +339,34 @@ def runner_processes() -> list[str]:
     return [line for line in out.splitlines() if "pgrep" not in line]
 
 
+# Looks for what earlier submissions may have left behind, then leaves its own traces: files in
+# /tmp, the home and working folders, environment variables, builtins, attributes on numpy and
+# modules. Three such submissions on two workers: at least one runs after another has finished,
+# so it would see a trace if any state passed from one submission to the next.
+LEAVE_TRACES = """
+import builtins, os, sys, tempfile
+from pathlib import Path
+import numpy as np
+me = {me!r}
+places = [Path(tempfile.gettempdir()), Path.home(), Path.cwd()]
+found = [str(p) for place in places for p in place.glob("leak-*")]
+found += [k for k in os.environ if k.startswith("LEAK_")]
+found += [k for k in dir(builtins) if k.startswith("LEAK_")]
+found += [k for k in dir(np) if k.startswith("LEAK_")]
+found += [k for k in sys.modules if k.startswith("leak_")]
+print("TRACES FOUND:", sorted(found))
+for place in places:
+    try:
+        (place / f"leak-{{me}}").write_text(me)
+    except OSError:
+        pass
+os.environ[f"LEAK_{{me}}"] = me
+setattr(builtins, f"LEAK_{{me}}", me)
+setattr(np, f"LEAK_{{me}}", me)
+sys.modules[f"leak_{{me}}"] = sys
+"""
+LEAVERS = ("leaver_1", "leaver_2", "leaver_3")
+
 # What each submission tries; the table printed after the batch (and the report) uses it.
 TRIES: dict[tuple[str, str], str] = {}
 
@@ -398,6 +426,9 @@ def batch(tmp_path_factory):
     }  # fmt: skip
     for student, (what, replace) in stop.items():
         add(student, what, student_notebook(A, replace))
+    for me in LEAVERS:
+        add(me, "correct; looks for earlier submissions' traces, then leaves its own",
+            with_cell(student_notebook(A), LEAVE_TRACES.format(me=me)))  # fmt: skip
     add("memory_hog", "a cell that grows a list of 256 MiB buffers forever",
         with_cell(student_notebook(A), MEMORY_HOG))  # fmt: skip
     add("fork_bomb", "fork, subprocess, a daemon process and a lingering thread",
@@ -623,6 +654,15 @@ def test_the_sandbox_denies_everything_the_probe_tries(batch):
     checks = json.loads((batch["workdir"] / "sandbox-check.json").read_text())
     assert checks and all(v.startswith("denied") for k, v in checks.items() if k != "memory limit")
     assert checks["memory limit"] == "2 GiB"
+
+
+def test_no_state_passes_from_one_submission_to_the_next(batch):
+    for me in LEAVERS:
+        cell = next(c for c in autograded(batch, me).cells if "TRACES FOUND" in c.source)
+        text = "".join(o.get("text", "") for o in cell.outputs)
+        assert "TRACES FOUND: []" in text, f"{me} saw another submission's traces: {text}"
+        assert score(batch, me) == MAX
+    assert not list(batch["subs"].rglob("leak-*")) and not list(ROOT.glob("leak-*"))
 
 
 def test_feedback_never_shows_hidden_tests(batch):
