@@ -1,9 +1,5 @@
-"""The registry of assignments: ``solutions/assignments.toml``, read in one place.
-
-from grader.registry import assignments
-for a in assignments():
-    a.id, a.notebook, a.chapter, a.points, a.functions, a.source, a.release
-"""
+"""The registry of assignments, ``solutions/assignments.toml``, read in one place: each entry's
+id, notebook, chapter, points, functions (the contract) and summary, and its notebooks' paths."""
 
 from __future__ import annotations
 
