@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from bptt.backward import rnn_backward
-from bptt.cost import best_times
+from bptt.cost import best_times, make_problem
 from bptt.fast import rnn_backward_fast, rnn_forward_fast
 from bptt.rnn import rnn_forward
 
@@ -31,17 +31,11 @@ OPENBLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 
 def problem(T: int, B: int, D: int, H: int, dtype=np.float64, seed: int = 0) -> dict:
-    """Random weights (scaled like ``nn.RNN``'s), inputs, ``h0`` and upstream gradients ``dhs``."""
-    rng = np.random.default_rng(seed)
-    bound = 1 / np.sqrt(H)
-    p = {
-        "W_xh": rng.uniform(-bound, bound, (H, D)),
-        "W_hh": rng.uniform(-bound, bound, (H, H)),
-        "b_h": rng.uniform(-bound, bound, H),
-        "xs": rng.standard_normal((T, B, D)),
-        "h0": rng.standard_normal((B, H)) * 0.1,
-        "dhs": rng.standard_normal((T, B, H)),
-    }
+    """``bptt.cost.make_problem``'s RNN weights, inputs and ``h0``, with upstream gradients
+    ``dhs (T, B, H)``, all in ``dtype``."""
+    params, xs, h0, _ = make_problem(T, B, D, H, V=1, seed=seed)
+    dhs = np.random.default_rng(seed + 1).standard_normal((T, B, H))
+    p = {k: params[k] for k in ("W_xh", "W_hh", "b_h")} | {"xs": xs, "h0": h0, "dhs": dhs}
     return {k: v.astype(dtype) for k, v in p.items()}
 
 
