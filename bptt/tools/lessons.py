@@ -148,7 +148,6 @@ def measure_page(html: str) -> dict:
             not (img.get("alt") or "").strip() or bool(re.search(r"\.(png|svg|jpe?g)$", img["alt"]))
             for img in images
         ),
-        "assignment_link": bool(article.select('a[href$=".ipynb"].download, a.download')),
     }
 
 
