@@ -11,6 +11,7 @@ import ast
 
 GUARDED = {"numpy", "torch", "builtins", "sys", "unittest", "nbgrader", "IPython", "math", "scipy"}
 HELPERS = ("_check_", "_tc_")
+PROTECTED = ("AssertionError", "CheckFailed", "__import__", "__builtins__")  # tests rely on them
 SPY = {
     "sys._getframe": "inspects the caller's frames (sys._getframe)",
     "inspect.currentframe": "inspects the caller's frames (inspect.currentframe)",
@@ -79,7 +80,7 @@ def _target(t, verb: str, aliases: dict) -> list[str]:
         return [f"{verb} an entry of {name}" if isinstance(t, ast.Subscript) else f"{verb} {name}"]
     if isinstance(t, ast.Name) and t.id.startswith(HELPERS):
         return [f"redefines the test helper {t.id}"]
-    if isinstance(t, ast.Name) and t.id in ("AssertionError", "__import__", "__builtins__"):
+    if isinstance(t, ast.Name) and t.id in PROTECTED:
         return [f"redefines {t.id}"]
     return []
 
@@ -117,7 +118,7 @@ def scan_source(source: str, aliases: dict | None = None) -> list[str]:
         elif isinstance(node, ast.Delete):
             found += [f for t in node.targets for f in _target(t, "deletes", aliases)]
         elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
-            if node.name.startswith(HELPERS) or node.name == "AssertionError":
+            if node.name.startswith(HELPERS) or node.name in PROTECTED[:2]:
                 found.append(f"redefines the test helper {node.name}")
         elif isinstance(node, ast.Call):
             found += _call(node, aliases)

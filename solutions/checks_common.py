@@ -2,15 +2,30 @@
 # Each check calls your function on fresh copies of its inputs, compares the result with an
 # oracle in float64 (PyTorch, or finite differences) and, when they differ, looks for the
 # mistakes students commonly make, so that the message tells you what to fix.
+import traceback
+
 import numpy as np
 import torch
 
 torch.set_num_threads(1)  # the tests' tensors are tiny: more threads only add overhead
 
 
+class CheckFailed(AssertionError):
+    """What a check found wrong. Jupyter shows its message alone: the helpers' frames would
+    only show this cell's code, not yours."""
+
+    def _render_traceback_(self):  # IPython's hook for an exception's own traceback
+        return [f"\x1b[31m✗ {self}\x1b[0m"]
+
+
 def _tc_fail(message):
     __tracebackhide__ = True
-    raise AssertionError(message)
+    raise CheckFailed(message) from None
+
+
+def _tc_passed(name):
+    """The line a test cell prints when its visible tests pass."""
+    print(f"✓ {name}: visible tests passed (hidden tests run when graded)")
 
 
 def _tc_todo(name):
@@ -54,6 +69,19 @@ def _tc_same(a, b):
     return True
 
 
+def _tc_where(error):
+    """Where in the notebook's code an exception was raised: ' (in f, at `line`)', or ''."""
+    frames = [
+        f
+        for f in traceback.extract_tb(error.__traceback__)[1:]  # [0] is the helper's call
+        if "site-packages" not in f.filename and "/lib/python" not in f.filename
+    ]
+    if not frames:
+        return ""
+    line = f", at `{frames[-1].line.strip()}`" if frames[-1].line else ""
+    return f" (in {frames[-1].name}{line})"
+
+
 def _tc_call(fn, args, mutable=(), note=""):
     """Call fn(*args.values()), on copies of the arrays except those named in `mutable`;
     report exceptions, and inputs changed in place."""
@@ -63,25 +91,30 @@ def _tc_call(fn, args, mutable=(), note=""):
     try:
         out = fn(*given.values())
     except NotImplementedError:
-        raise AssertionError(_tc_todo(name)) from None
+        _tc_fail(_tc_todo(name))
     except Exception as e:
         text = str(e)
         hint = ""
-        if "matmul" in text or "not aligned" in text:
+        if ("matmul" in text or "not aligned" in text) and "backward" in name:
+            hint = (
+                " A matrix product has mismatched shapes. Weights are stored (out, in). Going"
+                " backward, a gradient (B, out) times W (out, in) gives (B, in), with no .T:"
+                " the .T belongs to the forward pass only."
+            )
+        elif "matmul" in text or "not aligned" in text:
             hint = (
                 " A matrix product has mismatched shapes. Weights are stored (out, in), as in"
-                " PyTorch. Forward, rows (B, in) times W.T give (B, out); backward, gradients"
-                " (B, out) times W give (B, in), with no .T."
+                " PyTorch: a batch of rows (B, in) times W.T gives (B, out)."
             )
         elif "broadcast" in text:
             hint = (
                 " Two arrays' shapes do not fit together:"
                 " print the shapes of your intermediate arrays."
             )
-        raise AssertionError(
-            f"{name} raised {type(e).__name__}: {text}. Its inputs had shapes "
+        _tc_fail(
+            f"{name} raised {type(e).__name__}: {text}{_tc_where(e)}. Its inputs had shapes "
             f"{_tc_shapes(args)}.{hint}{note}"
-        ) from e
+        )
     for k, v in args.items():
         if k in mutable or given[k] is v:
             continue

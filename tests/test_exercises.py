@@ -72,6 +72,8 @@ def test_notebook_structure(assignment):
             assert "### BEGIN HIDDEN TESTS" in cell.source, f"{cell.id} has hidden tests"
             visible = cell.source.split("### BEGIN HIDDEN TESTS")[0]
             assert re.search(r"_check\w*\(", visible), f"{cell.id} has visible tests"
+            last = visible.rstrip().splitlines()[-1]
+            assert last.startswith("_tc_passed("), f"{cell.id}'s visible tests end by saying so"
     total = sum(points(nb).values())
     table = [int(p) for p in re.findall(r"^\|.*\| (\d+) \|$", intro, re.M)]
     assert sum(table) == total, "the points in the introduction's table add up to the test cells'"
@@ -129,7 +131,7 @@ def test_mistake_loses_points_with_a_message(mutant):
     failed = {k: v for k, v in results.items() if v}
     assert set(failed) == set(mutant.fails), failed
     for cell, phrase in mutant.fails.items():
-        assert failed[cell].startswith("AssertionError"), failed[cell]
+        assert failed[cell].startswith("CheckFailed"), failed[cell]  # a check named it
         assert phrase.lower() in failed[cell].lower(), (cell, failed[cell])
 
 
