@@ -114,6 +114,16 @@ MUTANTS = [
             )
         ],
     ),
+    lstm_mutant(
+        "lstm bptt: dh and dc swapped in the call",
+        "swapped in the call",
+        [
+            (
+                LSTM_CALL,
+                LSTM_CALL.replace("dhs[t] + dh_next, dc_next,", "dc_next, dhs[t] + dh_next,"),
+            )
+        ],
+    ),
     # ------------------------------------------------------------ gru_step_backward
     gru_step_mutant(
         "gru step bw: reset gate before the matmul (Cho et al.)",
@@ -205,6 +215,17 @@ MUTANTS = [
             "test_gru_step_backward_weights": "tanh is missing",
         },
         [("da_n = dh * (1 - u) * (1 - n**2)", "da_n = dh * (1 - u)")],
+    ),
+    gru_step_mutant(
+        "gru step bw: the gates' sigmoid derivative missing",
+        {
+            "test_gru_step_backward_state": "sigmoid's derivative is missing",
+            "test_gru_step_backward_weights": "sigmoid's derivative is missing",
+        },
+        [
+            ("da_u = dh * (h_prev - n) * u * (1 - u)", "da_u = dh * (h_prev - n)"),
+            ("da_r = da_n * hn * r * (1 - r)", "da_r = da_n * hn"),
+        ],
     ),
     gru_step_mutant(
         "gru step bw: W_h's blocks transposed going back",
