@@ -160,7 +160,7 @@ MUTANTS = [
     ),
     M(
         A,
-        "backward: dh0 is the last A_t",
+        "backward: dh0 is A_0, not A_0 W_hh",
         "rnn_backward_fast",
         {n: "pre-activation" for n in (BW[0], BW[2])},
         [("return dxs, dh_next, dW_xh", "return dxs, das[0], dW_xh")],
