@@ -68,6 +68,18 @@ MUTANTS = [
     ),
     M(
         A,
+        "forward: the state written into h0's buffer (in place)",
+        "rnn_forward_fast",
+        {n: "changed its input `h0` in place" for n in FW},
+        [
+            (
+                "        h = np.tanh(hs[t] + h @ W_hh.T)\n",
+                "        np.tanh(hs[t] + h @ W_hh.T, out=h)\n",
+            )
+        ],
+    ),
+    M(
+        A,
         "backward: dW_hh with hs instead of the previous states (off by one)",
         "rnn_backward_fast",
         {n: "one step behind" for n in BW[1:]},
