@@ -158,7 +158,7 @@ MUTANTS = [
         A,
         "W_hh: the first step (h0) skipped",
         "total_grad_W_hh",
-        {"test_total_grad_W_hh": "first step", "test_total_grad_W_hh_one_step": ""},
+        {"test_total_grad_W_hh": "first step", "test_total_grad_W_hh_one_step": "first step"},
         [("for t in range(len(hs)):", "for t in range(1, len(hs)):")],
     ),
     M(
