@@ -190,6 +190,16 @@ MUTANTS = [
     ),
     M(
         A,
+        "norms: the gradient of W_hh for each step's loss",
+        "per_step_grad_norms",
+        {GN: "gradients of a parameter"},
+        code="def per_step_grad_norms(rnn, xs, h0, W_hy, b_y, targets):\n    outputs, _ = rnn(xs, h0[None])\n    norms = []\n"
+        "    for o, y in zip(outputs, targets):\n"
+        "        (g,) = torch.autograd.grad(F.cross_entropy(o @ W_hy.T + b_y, y), rnn.weight_hh_l0, retain_graph=True)\n"
+        "        norms.append(g.norm().item())\n    return np.array(norms)\n",
+    ),
+    M(
+        A,
         "norms: the gradients of the inputs x_t",
         "per_step_grad_norms",
         {GN: "inputs x_t"},
