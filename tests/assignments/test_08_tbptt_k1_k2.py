@@ -511,6 +511,24 @@ VARIANTS = [
         "            for q, g in zip(ps, gs):\n                q.sub_(lr * g)\n        losses.append(loss.detach())\n"
         "    return torch.stack(losses), h[0].detach()\n",
     ),
+    M(
+        A,
+        "loop: its own torch.optim.SGD, the mean loss times the chunk's steps",
+        "stateful_tbptt",
+        {},
+        code="def stateful_tbptt(rnn, W_hy, b_y, xs, h0, targets, k, lr):\n"
+        "    opt = torch.optim.SGD(list(rnn.parameters()) + [W_hy, b_y], lr=lr)\n"
+        "    state, losses = h0.unsqueeze(0), []\n"
+        "    for start in range(0, xs.shape[0], k):\n"
+        "        stop = min(start + k, xs.shape[0])\n"
+        "        state = state.detach()\n"
+        "        outputs, state = rnn(xs[start:stop], state)\n"
+        "        logits = outputs @ W_hy.t() + b_y\n"
+        "        loss = (stop - start) * F.cross_entropy(logits.reshape(-1, W_hy.shape[0]), targets[start:stop].reshape(-1))\n"
+        "        opt.zero_grad()\n        loss.backward()\n        opt.step()\n"
+        "        losses.append(loss.item())\n"
+        "    return losses, state.detach()[0]\n",
+    ),
 ]
 
 
