@@ -149,7 +149,7 @@ MUTANTS = [
     M(
         "L1 wrong fix: only inf checked, a nan passes",
         "clip_gradients",
-        {"test_clip_gradients_nonfinite": "`nan < 1` is false"},
+        {"test_clip_gradients_nonfinite": "`nan < 1` is False"},
         code=edited(
             "clip_gradients",
             (
