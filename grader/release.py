@@ -5,6 +5,10 @@
 Runs ``nbgrader generate_assignment`` for every assignment in one process (the five separate
 commands cost a few seconds of imports each), without touching the gradebook. ``make exercises``
 writes into ``exercises/``; the sync test writes into a temporary folder and compares.
+
+A solution cell whose metadata has ``release_source`` is released with that text instead of
+nbgrader's ``raise NotImplementedError()`` stub: a debugging assignment hands out a listing with
+its bugs, and the reference fix stays in the source notebook.
 """
 
 from __future__ import annotations
@@ -15,6 +19,27 @@ from pathlib import Path
 
 from grader.config import load_config
 from grader.layout import ROOT, assignments
+
+RELEASE_SOURCE = "release_source"  # cell metadata: what a solution cell's release holds
+
+
+def apply_release_sources(source: Path, release: Path) -> None:
+    """Give each solution cell of ``release`` its source cell's ``release_source``, if any."""
+    import nbformat
+
+    given = {
+        c.id: c.metadata[RELEASE_SOURCE]
+        for c in nbformat.read(source, as_version=4).cells
+        if RELEASE_SOURCE in c.metadata
+    }
+    if not given:
+        return
+    nb = nbformat.read(release, as_version=4)
+    for cell in nb.cells:
+        cell.metadata.pop(RELEASE_SOURCE, None)
+        if cell.id in given:
+            cell.source = given[cell.id]
+    nbformat.write(nb, release)
 
 
 def generate_release(out: Path = ROOT / "exercises", workdir: Path | None = None) -> list[Path]:
@@ -35,7 +60,11 @@ def generate_release(out: Path = ROOT / "exercises", workdir: Path | None = None
                 f"generate_assignment {assignment} failed:\n{result.get('log', '')}"
                 f"{result.get('error', '')}"
             )
-        paths += [out / assignment / f"{nb}.ipynb" for nb in notebooks]
+        for nb in notebooks:
+            apply_release_sources(
+                ROOT / "solutions" / assignment / f"{nb}.ipynb", out / assignment / f"{nb}.ipynb"
+            )
+            paths.append(out / assignment / f"{nb}.ipynb")
     return paths
 
 

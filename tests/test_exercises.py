@@ -25,6 +25,7 @@ from exercise_harness import (
     CONTRACT,
     ROOT,
     all_mutants,
+    assignment_tests,
     is_solution,
     is_test,
     nbgrader_meta,
@@ -115,14 +116,22 @@ def test_notebook_tests_pass_on_reference(assignment):
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_notebook_tests_fail_on_release(assignment):
-    """Untouched release notebooks fail every graded test (they would score 0)."""
+    """Untouched release notebooks fail every graded test (they would score 0). A blank solution
+    cell says "not implemented yet"; an assignment that releases code to debug declares, in its
+    test module's RELEASE_FAILS, the phrase each test cell's message must contain instead."""
     source = read(source_path(assignment))
     release = read(release_path(assignment))
     # The release notebook's cells with the source's tests (as nbgrader restores them).
     tests = {c.id: c.source for c in source.cells if is_test(c)}
     results = run_cells(release, tests)
     assert set(results) == set(tests)
-    assert all(v and "not implemented yet" in v for v in results.values()), results
+    expected = getattr(assignment_tests(assignment), "RELEASE_FAILS", None)
+    if expected is None:
+        expected = dict.fromkeys(tests, "not implemented yet")
+    assert set(expected) == set(tests), "RELEASE_FAILS names every test cell"
+    for cell, phrase in expected.items():
+        assert results[cell] and results[cell].startswith("CheckFailed"), (cell, results[cell])
+        assert phrase.lower() in results[cell].lower(), (cell, results[cell])
 
 
 @pytest.mark.parametrize("mutant", MUTANTS, ids=lambda m: f"{m.assignment}: {m.name}")
