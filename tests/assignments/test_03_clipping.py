@@ -154,6 +154,18 @@ MUTANTS = [
     ),
     M(
         "03_clipping",
+        "value: new arrays put into the list",
+        "clip_grad_value",
+        {"test_clip_grad_value": "new arrays"},
+        [
+            (
+                "for g in grads:\n        np.clip(g, -clip_value, clip_value, out=g)",
+                "for i, g in enumerate(grads):\n        grads[i] = np.clip(g, -clip_value, clip_value)",
+            )
+        ],
+    ),
+    M(
+        "03_clipping",
         "value: one side only",
         "clip_grad_value",
         {"test_clip_grad_value": "only the upper side"},
