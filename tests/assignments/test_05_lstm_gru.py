@@ -124,6 +124,20 @@ MUTANTS = [
     ),
     M(
         "05_lstm_gru",
+        "lstm backward: tanh of c_prev",
+        "lstm_step_backward",
+        {"test_lstm_step_backward": "tanh(c_prev)"},
+        [("tc = np.tanh(f * c_prev + i * g)", "tc = np.tanh(c_prev)")],
+    ),
+    M(
+        "05_lstm_gru",
+        "lstm backward: df with the new c",
+        "lstm_step_backward",
+        {"test_lstm_step_backward": "multiplies c_prev"},
+        [("dc_total * c_prev * f * (1 - f)", "dc_total * (f * c_prev + i * g) * f * (1 - f)")],
+    ),
+    M(
+        "05_lstm_gru",
         "lstm backward: dx through W_x.T (the forward habit)",
         "lstm_step_backward",
         {"test_lstm_step_backward": "with no .T"},
