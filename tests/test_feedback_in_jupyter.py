@@ -69,3 +69,31 @@ def test_a_hint_added_to_a_failure_is_not_a_second_traceback(shell, capsys):
 def test_the_students_own_errors_keep_their_traceback(shell, capsys):
     result, out = run(shell, capsys, "def f():\n    return 1 / 0\nf()")
     assert not result.success and "ZeroDivisionError" in out and "✗" not in out
+
+
+def test_a_release_notebook_in_a_kernel_shows_one_line_per_test_cell():
+    """02_bptt as a student runs it in Jupyter: the reference solution with one mistake (the
+    forward pass's .T in dx). The failing cells show one red line each, the others the ✓ line."""
+    import nbclient
+    from exercise_harness import is_test, solution_sources, student_notebook
+
+    mistake = solution_sources("02_bptt")["rnn_step_backward"].replace(
+        "return da @ W_xh,", "return da @ W_xh.T,"
+    )
+    nb = student_notebook("02_bptt", {"rnn_step_backward": mistake})
+    nbclient.NotebookClient(nb, kernel_name="python3", allow_errors=True, timeout=60).execute()
+    failing = {"test_rnn_step_backward", "test_rnn_backward_one_step", "test_rnn_backward"}
+    tests = [c for c in nb.cells if is_test(c)]
+    assert {c.id for c in tests} >= failing
+    for cell in tests:
+        name = cell.id.removeprefix("test_")
+        if cell.id in failing:
+            (out,) = cell.outputs
+            assert out.output_type == "error" and out.ename == "CheckFailed", out
+            (line,) = out.traceback  # the message alone: no frames, no chained traceback
+            assert line.startswith("\x1b[31m✗ ") and "with no .T" in line, line
+            assert "at `return da @ W_xh.T" in line, line  # the student's line, from the kernel
+        else:
+            assert [(o.output_type, o.get("text")) for o in cell.outputs] == [
+                ("stream", f"✓ {name}: visible tests passed (hidden tests run when graded)\n")
+            ], cell.outputs

@@ -82,6 +82,13 @@ MUTANTS = [
     ),
     M(
         "01_forward",
+        "forward: hs allocated with xs's shape",
+        "rnn_forward",
+        {"test_rnn_forward": "state size H"},
+        [("hs = np.empty((xs.shape[0], h0.shape[0], h0.shape[1]))", "hs = np.zeros_like(xs)")],
+    ),
+    M(
+        "01_forward",
         "softmax: no max subtraction",
         "softmax",
         {"test_softmax_stable": "overflow"},
@@ -162,6 +169,18 @@ MUTANTS = [
             (
                 "return float(-picked.sum() / hs.shape[1])",
                 "return -picked.sum(axis=(1, 2)) / hs.shape[1]",
+            )
+        ],
+    ),
+    M(
+        "01_forward",
+        "loss: targets index the last axis alone",
+        "sequence_loss",
+        {"test_sequence_loss": "own class"},
+        [
+            (
+                "picked = np.take_along_axis(logp, targets[..., None], axis=-1)",
+                "picked = logp[..., targets]",
             )
         ],
     ),

@@ -68,7 +68,7 @@ MUTANTS = [
         "step: dh_prev through W_hh.T",
         "rnn_step_backward",
         {
-            "test_rnn_step_backward": "without a transpose",
+            "test_rnn_step_backward": "W_hh itself",
             "test_rnn_backward_one_step": "fix it first",
             "test_rnn_backward": "fix it first",
         },
@@ -79,7 +79,7 @@ MUTANTS = [
         "step: db_h not summed over the batch",
         "rnn_step_backward",
         {
-            "test_rnn_step_backward": "sum da over the batch",
+            "test_rnn_step_backward": "sums da over the batch",
             "test_rnn_backward_one_step": "",
             "test_rnn_backward": "",
         },
@@ -115,7 +115,7 @@ MUTANTS = [
         "02_bptt",
         "bptt: h_prev = hs[t]",
         "rnn_backward",
-        {"test_rnn_backward_one_step": "h0", "test_rnn_backward": "not hs[t]"},
+        {"test_rnn_backward_one_step": "h0", "test_rnn_backward": "own output hs[t]"},
         [("h_prev = hs[t - 1] if t > 0 else h0", "h_prev = hs[t]")],
     ),
     M(
@@ -124,6 +124,20 @@ MUTANTS = [
         "rnn_backward",
         {"test_rnn_backward": "backwards in time"},
         [("for t in reversed(range(len(xs))):", "for t in range(len(xs)):")],
+    ),
+    M(
+        "02_bptt",
+        "bptt: dh0 is the gradient at hs[0]",
+        "rnn_backward",
+        {"test_rnn_backward_one_step": "entering* step 0", "test_rnn_backward": "entering* step 0"},
+        [
+            (BW_STEP, "dh_t, xs[t], h_prev, hs[t], W_xh, W_hh)"),
+            (
+                "        h_prev = hs[t - 1] if t > 0 else h0\n",
+                "        h_prev = hs[t - 1] if t > 0 else h0\n        dh_t = dhs[t] + dh_next\n",
+            ),
+            ("return dxs, dh_next,", "return dxs, dh_t,"),
+        ],
     ),
     M(
         "02_bptt",
@@ -145,6 +159,23 @@ MUTANTS = [
         "output_backward",
         {"test_output_backward": "looks transposed"},
         [('np.einsum("tbv,tbh->vh", dz, hs)', 'np.einsum("tbv,tbh->hv", dz, hs)')],
+    ),
+    M(
+        "02_bptt",
+        "output: dhs through W_hy.T (the forward habit)",
+        "output_backward",
+        {"test_output_backward_loss": "with no .T", "test_output_backward": "with no .T"},
+        [("dz @ W_hy,", "dz @ W_hy.T,")],
+    ),
+    M(
+        "02_bptt",
+        "output: logits without the transpose",
+        "output_backward",
+        {
+            "test_output_backward_loss": "keep the transpose",
+            "test_output_backward": "keep the transpose",
+        },
+        [("z = hs @ W_hy.T + b_y", "z = hs @ W_hy + b_y")],
     ),
     M(
         "02_bptt",

@@ -52,6 +52,24 @@ MUTANTS = [
     ),
     M(
         "03_clipping",
+        "norm: np.linalg.norm of the whole list",
+        "global_norm",
+        {
+            "test_global_norm": "one by one",
+            "test_clip_grad_norm": "one by one",
+            "test_clip_grad_norm_below": "one by one",
+            "test_clip_grad_norm_nonfinite": "one by one",
+            "test_clip_grad_norm_eps": "one by one",
+        },
+        [
+            (
+                "return float(np.sqrt(sum(np.sum(g * g) for g in grads)))",
+                "return float(np.linalg.norm(grads))",
+            )
+        ],
+    ),
+    M(
+        "03_clipping",
         "norm: no square root",
         "global_norm",
         {
@@ -151,6 +169,18 @@ MUTANTS = [
         "clip_grad_value",
         {"test_clip_grad_value": "not changed"},
         [("np.clip(g, -clip_value, clip_value, out=g)", "g = np.clip(g, -clip_value, clip_value)")],
+    ),
+    M(
+        "03_clipping",
+        "value: new arrays put into the list",
+        "clip_grad_value",
+        {"test_clip_grad_value": "new arrays"},
+        [
+            (
+                "for g in grads:\n        np.clip(g, -clip_value, clip_value, out=g)",
+                "for i, g in enumerate(grads):\n        grads[i] = np.clip(g, -clip_value, clip_value)",
+            )
+        ],
     ),
     M(
         "03_clipping",

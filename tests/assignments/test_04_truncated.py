@@ -52,6 +52,18 @@ MUTANTS = [
     ),
     M(
         "04_truncated",
+        "chunks: stop inclusive",
+        "tbptt_chunks",
+        {
+            "test_tbptt_chunks": "stop is exclusive",
+            "test_truncated_loss_state": "fix it first",
+            "test_truncated_full": "fix it first",
+            "test_truncated_grads": "fix it first",
+        },
+        [(CHUNKS, "return [(start, min(start + k, T) - 1) for start in range(0, T, k)]")],
+    ),
+    M(
+        "04_truncated",
         "chunks: k < 1 not checked",
         "tbptt_chunks",
         {"test_tbptt_chunks_invalid": "must raise ValueError"},
@@ -131,8 +143,18 @@ MUTANTS = [
         "04_truncated",
         "tbptt: wrong state entering a chunk (hs[s])",
         "truncated_bptt_grads",
-        {"test_truncated_full": "", "test_truncated_grads": ""},
+        {
+            "test_truncated_full": "*before* its first step",
+            "test_truncated_grads": "*before* its first step",
+        },
         [("h_in = hs[s - 1] if s > 0 else h0", "h_in = hs[s]")],
+    ),
+    M(
+        "04_truncated",
+        "tbptt: h0 as the state entering every chunk in the backward pass",
+        "truncated_bptt_grads",
+        {"test_truncated_grads": "given h0"},
+        [(TB_BW, "rnn_backward(dhs, xs[s:e], h0, hs[s:e], W_xh, W_hh)")],
     ),
     M(
         "04_truncated",

@@ -68,6 +68,25 @@ MUTANTS = [
     ),
     M(
         "05_lstm_gru",
+        "lstm forward: hidden state not carried",
+        "lstm_forward",
+        {"test_lstm_forward": "hidden state is not carried"},
+        [
+            (
+                "h, c = lstm_step_forward(x, h, c, W_x, W_h, b)",
+                "h, c = lstm_step_forward(x, h0, c, W_x, W_h, b)",
+            )
+        ],
+    ),
+    M(
+        "05_lstm_gru",
+        "lstm forward: returns (cs, hs)",
+        "lstm_forward",
+        {"test_lstm_forward": "returned (cs, hs)"},
+        [("return np.stack(hs), np.stack(cs)", "return np.stack(cs), np.stack(hs)")],
+    ),
+    M(
+        "05_lstm_gru",
         "lstm backward: dc through h forgotten",
         "lstm_step_backward",
         {"test_lstm_step_backward": "through h = o * tanh(c) is missing"},
@@ -102,6 +121,34 @@ MUTANTS = [
                 "                         dh * tc * o * (1 - o), dc_total * i * (1 - g**2)], axis=1)\n",
             )
         ],
+    ),
+    M(
+        "05_lstm_gru",
+        "lstm backward: tanh of c_prev",
+        "lstm_step_backward",
+        {"test_lstm_step_backward": "tanh(c_prev)"},
+        [("tc = np.tanh(f * c_prev + i * g)", "tc = np.tanh(c_prev)")],
+    ),
+    M(
+        "05_lstm_gru",
+        "lstm backward: df with the new c",
+        "lstm_step_backward",
+        {"test_lstm_step_backward": "multiplies c_prev"},
+        [("dc_total * c_prev * f * (1 - f)", "dc_total * (f * c_prev + i * g) * f * (1 - f)")],
+    ),
+    M(
+        "05_lstm_gru",
+        "lstm backward: dx through W_x.T (the forward habit)",
+        "lstm_step_backward",
+        {"test_lstm_step_backward": "with no .T"},
+        [("return da @ W_x,", "return da @ W_x.T,")],
+    ),
+    M(
+        "05_lstm_gru",
+        "lstm backward: recomputed pre-activations without the transposes",
+        "lstm_step_backward",
+        {"test_lstm_step_backward": "keep the transpose"},
+        [("a = x @ W_x.T + h_prev @ W_h.T + b", "a = x @ W_x + h_prev @ W_h + b")],
     ),
     M(
         "05_lstm_gru",
@@ -239,6 +286,54 @@ VARIANTS = [
         "    gate = lambda j: x @ W_x[j*H:(j+1)*H].T + h_prev @ W_h[j*H:(j+1)*H].T + b[j*H:(j+1)*H]\n"
         "    i, f, g, o = 1/(1+np.exp(-gate(0))), 1/(1+np.exp(-gate(1))), np.tanh(gate(2)), 1/(1+np.exp(-gate(3)))\n"
         "    c = f * c_prev + i * g\n    h = o * np.tanh(c)\n    return (h, c)\n",
+    ),
+    M(
+        "05_lstm_gru",
+        "lstm forward into preallocated arrays",
+        "lstm_forward",
+        {},
+        code="def lstm_forward(xs, h0, c0, W_x, W_h, b):\n    T, (B, H) = len(xs), h0.shape\n"
+        "    hs, cs = np.empty((T, B, H)), np.empty((T, B, H))\n    h, c = h0, c0\n"
+        "    for t in range(T):\n        h, c = lstm_step_forward(xs[t], h, c, W_x, W_h, b)\n"
+        "        hs[t], cs[t] = h, c\n    return hs, cs\n",
+    ),
+    M(
+        "05_lstm_gru",
+        "lstm step backward gate by gate, with np.hstack and einsum",
+        "lstm_step_backward",
+        {},
+        code="def lstm_step_backward(dh, dc, x, h_prev, c_prev, W_x, W_h, b):\n    H = h_prev.shape[1]\n"
+        "    a = np.einsum('bd,kd->bk', x, W_x) + np.einsum('bh,kh->bk', h_prev, W_h) + b\n"
+        "    ai, af, ag, ao = np.split(a, 4, axis=1)\n"
+        "    i, f, o = sigmoid(ai), sigmoid(af), sigmoid(ao)\n    g = np.tanh(ag)\n"
+        "    c = f * c_prev + i * g\n    dc_bar = dc + dh * o * (1 - np.tanh(c) ** 2)\n"
+        "    di, df, dg, do = dc_bar * g, dc_bar * c_prev, dc_bar * i, dh * np.tanh(c)\n"
+        "    da = np.hstack([di * i * (1 - i), df * f * (1 - f), dg * (1 - g * g), do * o * (1 - o)])\n"
+        "    dW_x = np.einsum('bk,bd->kd', da, x)\n    dW_h = np.einsum('bk,bh->kh', da, h_prev)\n"
+        "    return da.dot(W_x), da.dot(W_h), f * dc_bar, dW_x, dW_h, np.sum(da, axis=0)\n",
+    ),
+    M(
+        "05_lstm_gru",
+        "gru step with the weights sliced per gate",
+        "gru_step_forward",
+        {},
+        code="def gru_step_forward(x, h_prev, W_x, W_h, b_x, b_hn):\n    H = h_prev.shape[1]\n"
+        "    Wr, Wu, Wn = W_x[:H], W_x[H:2 * H], W_x[2 * H:]\n"
+        "    Ur, Uu, Un = W_h[:H], W_h[H:2 * H], W_h[2 * H:]\n"
+        "    br, bu, bn = b_x[:H], b_x[H:2 * H], b_x[2 * H:]\n"
+        "    r = sigmoid(x @ Wr.T + h_prev @ Ur.T + br)\n    u = sigmoid(x @ Wu.T + h_prev @ Uu.T + bu)\n"
+        "    n = np.tanh(x @ Wn.T + bn + r * (h_prev @ Un.T + b_hn))\n"
+        "    return n + u * (h_prev - n)\n",
+    ),
+    M(
+        "05_lstm_gru",
+        "gru forward into a preallocated array",
+        "gru_forward",
+        {},
+        code="def gru_forward(xs, h0, W_x, W_h, b_x, b_hn):\n"
+        "    hs = np.empty((xs.shape[0],) + h0.shape)\n    h = h0\n"
+        "    for t, x in enumerate(xs):\n        h = gru_step_forward(x, h, W_x, W_h, b_x, b_hn)\n"
+        "        hs[t] = h\n    return hs\n",
     ),
     M(
         "05_lstm_gru",
