@@ -46,7 +46,14 @@ def _tc_describe(x):
 
 
 def _tc_shapes(args):
-    return ", ".join(f"{k} {np.shape(v)}" for k, v in args.items() if isinstance(v, np.ndarray))
+    def shape(v):
+        if isinstance(v, (list, tuple, dict)):
+            items = v.values() if isinstance(v, dict) else v
+            return f"[{', '.join(str(np.shape(a)) for a in items)}]"
+        return str(np.shape(v))
+
+    arrays = {k: v for k, v in args.items() if isinstance(v, (np.ndarray, list, tuple, dict))}
+    return ", ".join(f"{k} {shape(v)}" for k, v in arrays.items()) or "(no arrays)"
 
 
 def _tc_copy(v):
@@ -69,17 +76,39 @@ def _tc_same(a, b):
     return True
 
 
-def _tc_where(error):
-    """Where in the notebook's code an exception was raised: ' (in f, at `line`)', or ''."""
+def _tc_frame(error):
+    """The last frame of an exception's traceback in the notebook's code, or None."""
     frames = [
         f
         for f in traceback.extract_tb(error.__traceback__)[1:]  # [0] is the helper's call
         if "site-packages" not in f.filename and "/lib/python" not in f.filename
     ]
-    if not frames:
+    return frames[-1] if frames else None
+
+
+def _tc_where(error):
+    """Where in the notebook's code an exception was raised: ' (in f, at `line`)', or ''."""
+    frame = _tc_frame(error)
+    if frame is None:
         return ""
-    line = f", at `{frames[-1].line.strip()}`" if frames[-1].line else ""
-    return f" (in {frames[-1].name}{line})"
+    return f" (in {frame.name}" + (f", at `{frame.line.strip()}`)" if frame.line else ")")
+
+
+def _tc_matmul_hint(name, error):
+    """The rule for the product that failed: forward rows times W.T, backward gradients times W."""
+    frame = _tc_frame(error)
+    line = (frame.line or "") if frame else ""
+    if "backward" in name and (".T" in line or not line):
+        return (
+            " A matrix product has mismatched shapes. Weights are stored (out, in). Going"
+            " backward, a gradient (B, out) times W (out, in) gives (B, in), with no .T:"
+            " the .T belongs to the forward products only."
+        )
+    return (
+        " A matrix product has mismatched shapes. Weights are stored (out, in), as in"
+        " PyTorch: a batch of rows (B, in) times W.T gives (B, out); going backward, a"
+        " gradient (B, out) times W gives (B, in)."
+    )
 
 
 def _tc_call(fn, args, mutable=(), note=""):
@@ -95,17 +124,8 @@ def _tc_call(fn, args, mutable=(), note=""):
     except Exception as e:
         text = str(e)
         hint = ""
-        if ("matmul" in text or "not aligned" in text) and "backward" in name:
-            hint = (
-                " A matrix product has mismatched shapes. Weights are stored (out, in). Going"
-                " backward, a gradient (B, out) times W (out, in) gives (B, in), with no .T:"
-                " the .T belongs to the forward pass only."
-            )
-        elif "matmul" in text or "not aligned" in text:
-            hint = (
-                " A matrix product has mismatched shapes. Weights are stored (out, in), as in"
-                " PyTorch: a batch of rows (B, in) times W.T gives (B, out)."
-            )
+        if "matmul" in text or "not aligned" in text:
+            hint = _tc_matmul_hint(name, e)
         elif "broadcast" in text:
             hint = (
                 " Two arrays' shapes do not fit together:"
