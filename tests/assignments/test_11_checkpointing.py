@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 
 import numpy as np
+import pytest
 import torch
 from exercise_harness import TOL, Mutant, max_rel_error, rnn_data, t, torch_rnn
 
@@ -25,7 +26,25 @@ HAND = (
 )
 RECOMPUTE = "hs = forward(xs[start:stop], checkpoints[i], W_xh, W_hh, b_h)"
 
+VALIDATE = (
+    '    if k < 1:\n        raise ValueError(f"the segment length k must be >= 1, got {k}")\n'
+)
+
 MUTANTS = [
+    M(
+        A,
+        "states: k < 1 not checked",
+        "checkpoint_states",
+        {"test_checkpoint_states_invalid": "must raise ValueError"},
+        [(VALIDATE, "")],
+    ),
+    M(
+        A,
+        "states: assert instead of ValueError",
+        "checkpoint_states",
+        {"test_checkpoint_states_invalid": "must raise ValueError"},
+        [(VALIDATE, "    assert k >= 1, 'k must be positive'\n")],
+    ),
     M(
         A,
         "states: checkpoint taken after the step (one step late)",
@@ -202,6 +221,7 @@ VARIANTS = [
         "checkpoint_states",
         {},
         code="def checkpoint_states(xs, h0, W_xh, W_hh, b_h, k):\n"
+        "    if k < 1:\n        raise ValueError('k must be >= 1')\n"
         "    out, h = [], h0\n"
         "    for start, stop in segments(len(xs), k):\n"
         "        out.append(h.copy())\n"
@@ -304,6 +324,9 @@ def test_checkpointing_reference(ref):
         assert calls == {"f": T, "b": T}  # one extra forward pass, whatever k
         assert peak == n + min(k, T)
     assert all(np.array_equal(params[n], kept[n]) for n in params)
+    for k in (0, -3):
+        with pytest.raises(ValueError, match="k"):
+            ns["checkpoint_states"](xs, h0, W_xh, W_hh, b_h, k)
 
 
 def test_checkpointing_saves_memory_at_sqrt_T(ref):
