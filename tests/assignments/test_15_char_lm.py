@@ -64,9 +64,7 @@ MUTANTS = [
         {
             "test_lm_grads": "summed over the batch",
             "test_lm_edge": "summed over the batch",
-            "test_train_steps": "",
-            "test_train_passes": "",
-        },
+        },  # train passes: Adam does not see a constant factor of the gradients
         [("    dz = dz / B\n", "")],
     ),
     M(
@@ -102,7 +100,7 @@ MUTANTS = [
         A,
         "clip: always scaled to max_norm (small gradients scaled up)",
         "clip_global_norm",
-        {"test_clip_below": "scaled up"},
+        {"test_clip_below": "scaled up", "test_train_steps": ""},
         [(CLIP, "scale = max_norm / norm")],
     ),
     M(
@@ -153,7 +151,12 @@ MUTANTS = [
         A,
         "adam: eps inside the square root",
         "adam_step",
-        {"test_adam_step": "inside the square root", "test_adam_steps": "inside the square root"},
+        {
+            "test_adam_step": "inside the square root",
+            "test_adam_steps": "inside the square root",
+            "test_train_steps": "",
+            "test_train_passes": "",
+        },
         [("np.sqrt(v_hat) + eps", "np.sqrt(v_hat + eps)")],
     ),
     M(
@@ -299,7 +302,7 @@ VARIANTS = [
         "adam in Kingma and Ba's efficient form (step size corrected)",
         "adam_step",
         {},
-        code="def adam_step(params, grads, state, lr, beta1=0.9, beta2=0.999, eps=1e-8):\n"
+        code="def adam_step(params, grads, state, lr, beta1, beta2, eps):\n"
         "    t = state['t'] + 1\n    new_m, new_v, new_p = {}, {}, {}\n"
         "    step = lr * np.sqrt(1 - beta2 ** t) / (1 - beta1 ** t)\n"
         "    for n, p in params.items():\n"
@@ -321,7 +324,7 @@ VARIANTS = [
         "        if pos == 0:\n            h = np.zeros((B, len(params['b_h'])))\n"
         "        x, y = S[:, pos:pos + k].T, S[:, pos + 1:pos + k + 1].T\n"
         "        loss, g, h = lm_loss_and_grads(params, x, y, h)\n"
-        "        g = clip_global_norm(g, max_norm)[0]\n        params, opt = adam_step(params, g, opt, lr)\n"
+        "        g = clip_global_norm(g, max_norm)[0]\n        params, opt = adam_step(params, g, opt, lr, 0.9, 0.999, 1e-8)\n"
         "        out.append(loss)\n        pos += k\n"
         "    return params, out\n",
     ),
