@@ -234,7 +234,7 @@ MUTANTS = [
         "sample_next",
         {
             "test_sample_distribution": "multiplied by the temperature",
-            "test_sample_cold": "overflows",
+            "test_sample_cold": "multiplied by the temperature",
         },
         [("z = logits / temperature", "z = logits * temperature")],
     ),
@@ -256,7 +256,7 @@ MUTANTS = [
         A,
         "sample: inverse-CDF search off by one",
         "sample_next",
-        {"test_sample_distribution": "off by one", "test_sample_cold": ""},
+        {"test_sample_distribution": "off by one", "test_sample_cold": "off by one"},
         [
             (
                 "idx = (cdf <= np.asarray(u)[:, None]).sum(axis=-1)",
