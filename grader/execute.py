@@ -215,7 +215,11 @@ class NotebookRun:
 
     def run_trusted(self, cell, source: str):
         self.cell_deadline = min(time.monotonic() + self.limits.cell_timeout, self.nb_deadline)
-        cell.outputs = run_here(source, self.ns, f"<cell {self.cell_id}>", self.limits.max_output)
+        here = self.submission if self.submission and self.submission.is_dir() else None
+        # in the notebook's folder, as in Jupyter: the files it reads lie there (grader.job._stage)
+        with contextlib.chdir(here) if here else contextlib.nullcontext():
+            name, limit = f"<cell {self.cell_id}>", self.limits.max_output
+            cell.outputs = run_here(source, self.ns, name, limit)
 
     def execute(self):
         self.nb_deadline = time.monotonic() + self.limits.notebook_timeout

@@ -83,6 +83,9 @@ def _stage(api, job: Job) -> dict:
         nbformat.write(sub, dest / f"{nb}.ipynb")
     if (job.folder / "timestamp.txt").is_file() and not same:
         shutil.copy2(job.folder / "timestamp.txt", dest / "timestamp.txt")
+    for extra in release.iterdir() if release.is_dir() else ():  # files the notebook reads
+        if extra.is_file() and extra.suffix != ".ipynb":
+            shutil.copy2(extra, dest / extra.name)  # the release's copy, not the student's
     return structure
 
 

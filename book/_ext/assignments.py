@@ -39,9 +39,17 @@ class AssignmentLink(SphinxDirective):
             raise self.error(f"no assignment {key!r} in solutions/assignments.toml")
         a = registry[key]
         self.env.note_dependency(str(a.root / "solutions" / "assignments.toml"))
+        # files the notebook reads (the release folder's others): downloaded with it
+        folder = a.release.parent
+        extras = sorted(p.name for p in folder.glob("*") if p.is_file() and p.suffix != ".ipynb")
+        reads = "".join(
+            f" It reads {{download}}`{name} <../exercises/{a.id}/{name}>`:"
+            " put it next to the notebook."
+            for name in extras
+        )
         text = (
             f"**Assignment `{a.id}`** ({a.points:g} points): "
-            f"{{download}}`{a.notebook}.ipynb <../exercises/{a.id}/{a.notebook}.ipynb>`. "
+            f"{{download}}`{a.notebook}.ipynb <../exercises/{a.id}/{a.notebook}.ipynb>`.{reads} "
             f"You write {a.summary}. Open the notebook in Jupyter (Notebook 7 or JupyterLab 4) "
             "or Colab. The tests under each task check your work as you go, and say what is "
             "wrong. Hidden tests run when it is graded ({ref}`chap-instructors`)."
