@@ -249,6 +249,22 @@ MUTANTS = [
     ),
     M(
         A,
+        "running: one running gradient per sequence, not summed over the batch",
+        "rtrl_grads",
+        dict.fromkeys(RUNNING, "one gradient per sequence"),
+        [
+            (
+                ALLOC,
+                "running = np.zeros((len(xs), len(h0), n))\n    per_seq = np.zeros((len(h0), n))",
+            ),
+            (
+                RUN,
+                'per_seq = per_seq + np.einsum("bk,bkn->bn", dh[0], P)\n        running[t] = per_seq',
+            ),
+        ],
+    ),
+    M(
+        A,
         "running: BPTT, its partial sums in the order of the backward pass",
         "rtrl_grads",
         dict.fromkeys(RUNNING, "backward pass through time"),
