@@ -161,7 +161,7 @@ WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
 REPORT ?= similarity.csv
 
 exercises: $(STAMP)
-	$(BIN)/python -m grader.checks_cell write
+	$(BIN)/python -m bptt.tools.checks_cell write
 	$(BIN)/python -m grader.release
 
 grade: $(STAMP)

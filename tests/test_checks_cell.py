@@ -3,7 +3,7 @@
 import nbformat
 import pytest
 
-from grader.checks_cell import COMMON, MARK, checks_cell, main, stale, write
+from bptt.tools.checks_cell import COMMON, MARK, checks_cell, main, stale, write
 from grader.registry import assignments
 
 

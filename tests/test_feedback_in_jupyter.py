@@ -4,7 +4,7 @@ alone when it fails (no helper frames, no chained traceback). Run in a real IPyt
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
-from grader.checks_cell import COMMON
+from bptt.tools.checks_cell import COMMON
 
 STUDENT = """
 def rnn_step_backward(dh, x, h_prev, h, W_xh, W_hh):

@@ -6,8 +6,8 @@ call. Their shared part (``_tc_call``, ``_tc_compare``, ...) is the module
 the top of every ``checks`` cell, above the assignment's own checks, and ``make exercises``
 then releases it. A test fails when a notebook's copy differs from the module.
 
-    python -m grader.checks_cell write   # refresh the checks cells of solutions/
-    python -m grader.checks_cell check   # exit 1 if one is stale
+    python -m bptt.tools.checks_cell write   # refresh the checks cells of solutions/
+    python -m bptt.tools.checks_cell check   # exit 1 if one is stale
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import nbformat
 
 from grader.registry import assignments
 
-COMMON = (Path(__file__).resolve().parents[1] / "solutions" / "checks_common.py").read_text()
+COMMON = (Path(__file__).resolve().parents[2] / "solutions" / "checks_common.py").read_text()
 MARK = "# ---- The checks of this assignment ----\n"
 CELL_ID = "checks"
 
