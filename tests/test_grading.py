@@ -431,3 +431,10 @@ def test_the_limits_have_one_home():
         DEFAULTS.max_output,
     )
     assert SandboxedExecute().limits() == DEFAULTS
+
+
+def test_the_grader_is_smaller_than_the_course():
+    def lines(folder):
+        return sum(len(p.read_text().splitlines()) for p in (ROOT / folder).glob("*.py"))
+
+    assert lines("grader") < lines("bptt"), "grader/ has grown past the course package bptt/"
