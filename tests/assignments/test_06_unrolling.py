@@ -163,6 +163,13 @@ MUTANTS = [
     ),
     M(
         A,
+        "W_hh: hs[t - 1] at t = 0 (wraps to the last state)",
+        "total_grad_W_hh",
+        {"test_total_grad_W_hh": "wraps around", "test_total_grad_W_hh_one_step": "off-by-one"},
+        [(H_PREV, "h_prev = hs[t - 1]")],
+    ),
+    M(
+        A,
         "W_hh: averaged over the batch",
         "total_grad_W_hh",
         {

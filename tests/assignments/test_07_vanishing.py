@@ -104,6 +104,13 @@ MUTANTS = [
     ),
     M(
         A,
+        "products: single Jacobians, no running product",
+        "jacobian_product_norms",
+        {c: "single Jacobians" for c in PN},
+        [("P = P @ jacobians[T - s]", "P = jacobians[T - s]")],
+    ),
+    M(
+        A,
         "products: np.linalg.norm(P, 2) on a stack",
         "jacobian_product_norms",
         {c: "axis=(-2, -1)" for c in PN},

@@ -278,7 +278,7 @@ MUTANTS = [
         "stateful_tbptt",
         {
             "test_stateful_tbptt_losses": "backward through the graph a second time",
-            "test_stateful_tbptt_training": "h = h.detach()",
+            "test_stateful_tbptt_training": "Detach the state that enters every chunk",
             "test_stateful_tbptt_edge": "detach",
         },
         [

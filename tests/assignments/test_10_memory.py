@@ -125,6 +125,13 @@ MUTANTS = [
     ),
     M(
         A,
+        "params: the biases of one gate block only",
+        "n_params",
+        {"test_n_params_gated": "one gate block only"},
+        [("K * (H * D + H * H + 2 * H)", "K * (H * D + H * H) + 2 * H")],
+    ),
+    M(
+        A,
         "params: read-out forgotten",
         "n_params",
         {n: "read-out is missing" for n in NP},
