@@ -109,6 +109,18 @@ MUTANTS = [
     ),
     M(
         A,
+        "states: the final state h_T kept as one more checkpoint",
+        "checkpoint_states",
+        {
+            "test_checkpoint_states": "one too many",
+            "test_checkpoint_states_edges": "one too many",
+            "test_checkpointed_plan": "peak is",
+            "test_checkpointed_edges": "peak is",
+        },
+        [("return np.stack(checkpoints)", "return np.stack(checkpoints + [h])")],
+    ),
+    M(
+        A,
         "grads: segments processed first to last",
         "checkpointed_grads",
         {

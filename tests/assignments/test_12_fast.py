@@ -134,6 +134,13 @@ MUTANTS = [
     ),
     M(
         A,
+        "backward loop: the slope on the direct share only",
+        "recurrence_backward",
+        {n: "multiplies only the direct share" for n in RB},
+        [(DA, "das[t] = dhs[t] * slopes[t] + dh_next")],
+    ),
+    M(
+        A,
         "backward loop: the gradient from later steps forgotten",
         "recurrence_backward",
         {n: "from later steps is missing" for n in RB},

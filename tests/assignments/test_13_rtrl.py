@@ -141,6 +141,18 @@ MUTANTS = [
     ),
     M(
         A,
+        "step: the W_hh slots filled with the new state h_t",
+        "rtrl_step",
+        {s: "W_hh slots" for s in STEP_ALL} | dict.fromkeys(GRADS_ALL, "fix it first"),
+        [
+            (
+                "immediate[:, k, H * D + k * H:H * D + (k + 1) * H] = h_prev",
+                "immediate[:, k, H * D + k * H:H * D + (k + 1) * H] = h",
+            )
+        ],
+    ),
+    M(
+        A,
         "step: P_prev changed in place",
         "rtrl_step",
         {"test_rtrl_step_carry": "in place", "test_rtrl_step_edges": "in place"},

@@ -187,6 +187,17 @@ MUTANTS = [
     ),
     M(
         A,
+        "train: the targets not shifted (predicting the character read)",
+        "train",
+        {
+            "test_train_steps": "not the next ones",
+            "test_train_passes": "not the next ones",
+            "test_train_perplexity": "perplexity",
+        },
+        [("streams[:, s + 1:s + k + 1].T, h)", "streams[:, s:s + k].T, h)")],
+    ),
+    M(
+        A,
         "train: no clipping",
         "train",
         {"test_train_steps": "not clipped", "test_train_passes": "not clipped"},
