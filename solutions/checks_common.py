@@ -49,10 +49,11 @@ def _tc_shapes(args):
     def shape(v):
         if isinstance(v, (list, tuple, dict)):
             items = v.values() if isinstance(v, dict) else v
-            return f"[{', '.join(str(np.shape(a)) for a in items)}]"
-        return str(np.shape(v))
+            return f"[{', '.join(shape(a) for a in items)}]"
+        return str(tuple(v.shape)) if hasattr(v, "shape") else type(v).__name__
 
-    arrays = {k: v for k, v in args.items() if isinstance(v, (np.ndarray, list, tuple, dict))}
+    kinds = (np.ndarray, torch.Tensor, list, tuple, dict)
+    arrays = {k: v for k, v in args.items() if isinstance(v, kinds)}
     return ", ".join(f"{k} {shape(v)}" for k, v in arrays.items()) or "(no arrays)"
 
 
