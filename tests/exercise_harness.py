@@ -218,6 +218,27 @@ def torch_rnn(W_xh, W_hh, b_h):
     return rnn
 
 
+def torch_full_bptt(params, xs, h0, targets):
+    """The course's RNN with its readout, by torch.autograd through nn.RNN (copied weights):
+    the loss (summed over time, averaged over the batch), the gradients as numpy arrays keyed
+    like ``params``, and the states hs (T, B, H)."""
+    W_hy, b_y = t(params["W_hy"]).requires_grad_(), t(params["b_y"]).requires_grad_()
+    rnn = torch_rnn(params["W_xh"], params["W_hh"], params["b_h"])
+    out, _ = rnn(t(xs), t(h0)[None])
+    z = (out @ W_hy.T + b_y).reshape(-1, W_hy.shape[0])
+    targets = torch.tensor(np.asarray(targets)).reshape(-1)
+    loss = torch.nn.functional.cross_entropy(z, targets, reduction="sum") / xs.shape[1]
+    loss.backward()
+    return loss.item(), rnn_grads(rnn, W_hy, b_y), out.detach().numpy()
+
+
+def rnn_grads(rnn, W_hy, b_y) -> dict:
+    """The gradients left by a backward pass on nn.RNN and its readout, keyed as in params."""
+    grads = rnn.weight_ih_l0.grad, rnn.weight_hh_l0.grad, rnn.bias_ih_l0.grad, W_hy.grad, b_y.grad
+    names = ("W_xh", "W_hh", "b_h", "W_hy", "b_y")
+    return {n: g.numpy() for n, g in zip(names, grads, strict=True)}
+
+
 def assignment_tests(assignment: str):
     """tests/assignments/test_<id>.py, the module with the assignment's mistakes and variations."""
     import importlib.util

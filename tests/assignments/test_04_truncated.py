@@ -11,7 +11,7 @@ import copy
 import numpy as np
 import pytest
 import torch
-from exercise_harness import TOL, Mutant, max_rel_error, rnn_data, t, torch_rnn
+from exercise_harness import TOL, Mutant, max_rel_error, rnn_data, rnn_grads, t, torch_rnn
 
 M = Mutant
 F = torch.nn.functional
@@ -212,14 +212,7 @@ def torch_truncated(params, xs, h0, targets, k):
             + F.cross_entropy(z, torch.tensor(targets[s : s + k]).reshape(-1), reduction="sum") / B
         )
     total.backward()
-    grads = {
-        "W_xh": rnn.weight_ih_l0.grad,
-        "W_hh": rnn.weight_hh_l0.grad,
-        "b_h": rnn.bias_ih_l0.grad,
-        "W_hy": W_hy.grad,
-        "b_y": b_y.grad,
-    }
-    return total.item(), grads, h[0].detach()
+    return total.item(), rnn_grads(rnn, W_hy, b_y), h[0].detach()
 
 
 def test_truncated_reference(ref):

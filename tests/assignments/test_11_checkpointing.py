@@ -11,7 +11,7 @@ import copy
 import numpy as np
 import pytest
 import torch
-from exercise_harness import TOL, Mutant, max_rel_error, rnn_data, t, torch_rnn
+from exercise_harness import TOL, Mutant, max_rel_error, rnn_data, torch_full_bptt
 
 M = Mutant
 F = torch.nn.functional
@@ -274,24 +274,6 @@ VARIANTS = [
 # ---------------------------------------------------------------- the reference solution
 
 
-def torch_full(params, xs, h0, targets):
-    """Full BPTT by torch.autograd through nn.RNN: the loss and the gradients."""
-    W_hy, b_y = t(params["W_hy"]).requires_grad_(), t(params["b_y"]).requires_grad_()
-    rnn = torch_rnn(params["W_xh"], params["W_hh"], params["b_h"])
-    out, _ = rnn(t(xs), t(h0)[None])
-    z = (out @ W_hy.T + b_y).reshape(-1, W_hy.shape[0])
-    loss = F.cross_entropy(z, torch.tensor(targets).reshape(-1), reduction="sum") / xs.shape[1]
-    loss.backward()
-    grads = {
-        "W_xh": rnn.weight_ih_l0.grad,
-        "W_hh": rnn.weight_hh_l0.grad,
-        "b_h": rnn.bias_ih_l0.grad,
-        "W_hy": W_hy.grad,
-        "b_y": b_y.grad,
-    }
-    return loss.item(), grads, out.detach().numpy()
-
-
 def counted(ns):
     """rnn_forward and rnn_backward that count the steps they run."""
     calls = {"f": 0, "b": 0}
@@ -321,7 +303,7 @@ def test_checkpointing_reference(ref):
     }
     targets = rng.integers(0, V, (T, B))
     kept = copy.deepcopy(params)
-    want_loss, want, hs = torch_full(params, xs, h0, targets)
+    want_loss, want, hs = torch_full_bptt(params, xs, h0, targets)
     states = np.concatenate([h0[None], hs])
     for k in (1, 2, 4, 5, 13, 40):
         n = -(-T // k)
@@ -350,7 +332,7 @@ def test_checkpointing_saves_memory_at_sqrt_T(ref):
     params = {"W_xh": W_xh, "W_hh": W_hh, "b_h": b_h, "W_hy": rng.standard_normal((V, H))}
     params["b_y"] = rng.standard_normal(V)
     targets = rng.integers(0, V, (T, B))
-    want_loss, want, _ = torch_full(params, xs, h0, targets)
+    want_loss, want, _ = torch_full_bptt(params, xs, h0, targets)
     fwd, bwd, calls = counted(ns)
     loss, grads, peak = ns["checkpointed_grads"](params, xs, h0, targets, 10, fwd, bwd)
     assert peak == 20 and calls == {"f": T, "b": T}

@@ -11,7 +11,17 @@ import copy
 
 import numpy as np
 import torch
-from exercise_harness import EXERCISES, ROOT, SOLUTIONS, TOL, Mutant, max_rel_error, t, torch_rnn
+from exercise_harness import (
+    EXERCISES,
+    ROOT,
+    SOLUTIONS,
+    TOL,
+    Mutant,
+    max_rel_error,
+    rnn_grads,
+    t,
+    torch_rnn,
+)
 
 M = Mutant
 F = torch.nn.functional
@@ -408,16 +418,6 @@ def _torch_chunk(rnn, W_hy, b_y, ids_in, ids_target, h0):
     return loss, h[0]
 
 
-def _grads(rnn, W_hy, b_y):
-    return {
-        "W_xh": rnn.weight_ih_l0.grad,
-        "W_hh": rnn.weight_hh_l0.grad,
-        "b_h": rnn.bias_ih_l0.grad,
-        "W_hy": W_hy.grad,
-        "b_y": b_y.grad,
-    }
-
-
 def test_lm_loss_and_grads_reference(ref):
     ns = ref(A)
     rng = np.random.default_rng(7)
@@ -432,7 +432,7 @@ def test_lm_loss_and_grads_reference(ref):
         want_loss.backward()
         assert abs(loss - want_loss.item()) < TOL * want_loss.item()
         assert max_rel_error(h_last, want_h.detach()) < TOL
-        for name, g in _grads(rnn, W_hy, b_y).items():
+        for name, g in rnn_grads(rnn, W_hy, b_y).items():
             assert max_rel_error(grads[name], g) < TOL, name
         assert all(np.array_equal(params[n], kept[n]) for n in params)
 
