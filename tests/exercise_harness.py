@@ -207,6 +207,14 @@ def rnn_data(rng, T=6, B=3, D=5, H=4):
     )
 
 
+def rnn_problem(rng, T, B, D, H, V):
+    """(params, xs, h0, targets): rnn_data's RNN with a readout (V outputs) and integer targets."""
+    xs, h0, W_xh, W_hh, b_h = rnn_data(rng, T, B, D, H)
+    params = {"W_xh": W_xh, "W_hh": W_hh, "b_h": b_h}
+    params |= {"W_hy": rng.standard_normal((V, H)), "b_y": rng.standard_normal(V)}
+    return params, xs, h0, rng.integers(0, V, (T, B))
+
+
 def torch_rnn(W_xh, W_hh, b_h):
     H, D = W_xh.shape
     rnn = torch.nn.RNN(D, H, dtype=torch.float64)

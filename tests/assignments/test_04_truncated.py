@@ -11,7 +11,15 @@ import copy
 import numpy as np
 import pytest
 import torch
-from exercise_harness import TOL, Mutant, max_rel_error, rnn_data, rnn_grads, t, torch_rnn
+from exercise_harness import (
+    TOL,
+    Mutant,
+    max_rel_error,
+    rnn_grads,
+    rnn_problem,
+    t,
+    torch_rnn,
+)
 
 M = Mutant
 F = torch.nn.functional
@@ -225,15 +233,7 @@ def test_truncated_reference(ref):
             ns["tbptt_chunks"](5, k)
     rng = np.random.default_rng(4)
     T, B, D, H, V = 11, 3, 5, 4, 6
-    xs, h0, W_xh, W_hh, b_h = rnn_data(rng, T, B, D, H)
-    params = {
-        "W_xh": W_xh,
-        "W_hh": W_hh,
-        "b_h": b_h,
-        "W_hy": rng.standard_normal((V, H)),
-        "b_y": rng.standard_normal(V),
-    }
-    targets = rng.integers(0, V, (T, B))
+    params, xs, h0, targets = rnn_problem(rng, T, B, D, H, V)
     kept = copy.deepcopy(params)
     full = None
     for k in (1, 3, 4, 11, 50):

@@ -11,7 +11,7 @@ import copy
 import numpy as np
 import pytest
 import torch
-from exercise_harness import TOL, Mutant, max_rel_error, rnn_data, torch_full_bptt
+from exercise_harness import TOL, Mutant, max_rel_error, rnn_data, rnn_problem, torch_full_bptt
 
 M = Mutant
 F = torch.nn.functional
@@ -293,15 +293,8 @@ def test_checkpointing_reference(ref):
     ns = ref(A)
     rng = np.random.default_rng(11)
     T, B, D, H, V = 13, 3, 5, 4, 6
-    xs, h0, W_xh, W_hh, b_h = rnn_data(rng, T, B, D, H)
-    params = {
-        "W_xh": W_xh,
-        "W_hh": W_hh,
-        "b_h": b_h,
-        "W_hy": rng.standard_normal((V, H)),
-        "b_y": rng.standard_normal(V),
-    }
-    targets = rng.integers(0, V, (T, B))
+    params, xs, h0, targets = rnn_problem(rng, T, B, D, H, V)
+    W_xh, W_hh, b_h = params["W_xh"], params["W_hh"], params["b_h"]
     kept = copy.deepcopy(params)
     want_loss, want, hs = torch_full_bptt(params, xs, h0, targets)
     states = np.concatenate([h0[None], hs])
