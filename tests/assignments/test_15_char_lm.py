@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 
 import numpy as np
+import pytest
 import torch
 from exercise_harness import (
     EXERCISES,
@@ -18,7 +19,9 @@ from exercise_harness import (
     TOL,
     Mutant,
     max_rel_error,
+    read,
     rnn_grads,
+    source_path,
     t,
     torch_rnn,
 )
@@ -542,3 +545,24 @@ def test_the_text_ships_with_the_notebook(ref):
     assert len(text) > 100_000 and "Gutenberg" not in text and "http" not in text
     ns = ref(A)
     assert ns["decode"](ns["IDS"]) == text and ns["V"] == len(set(text))
+
+
+def test_the_hidden_check_of_the_budget_run_can_fail():
+    """_check_train_losses reads the losses of the visible run: falling, finite, one per step."""
+    ns: dict = {"__name__": "__main__"}
+    for cell in read(source_path(A)).cells:
+        if cell.id in ("given", "checks"):
+            exec(compile(cell.source, cell.id, "exec"), ns)
+    steps = ns["BUDGET"]["steps"]
+    falling = np.linspace(4.0, 2.0, steps)
+    for losses, phrase in [
+        (np.ones(steps), "do not fall"),
+        (falling[::-1], "do not fall"),
+        (np.where(np.arange(steps) == 7, np.nan, falling), "NaN or inf"),
+        (falling[:-1], "shape"),
+    ]:
+        ns["_tc_LAST"]["train"] = (None, losses)
+        with pytest.raises(AssertionError, match=phrase):
+            ns["_check_train_losses"]()
+    ns["_tc_LAST"]["train"] = (None, falling)
+    ns["_check_train_losses"]()
