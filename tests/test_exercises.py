@@ -73,6 +73,8 @@ def test_notebook_structure(assignment):
             assert "### BEGIN HIDDEN TESTS" in cell.source, f"{cell.id} has hidden tests"
             visible = cell.source.split("### BEGIN HIDDEN TESTS")[0]
             assert re.search(r"_check\w*\(", visible), f"{cell.id} has visible tests"
+            hidden = cell.source.split("### BEGIN HIDDEN TESTS")[1]
+            assert re.search(r"^\s*_check\w*\(", hidden, re.M), f"{cell.id}'s hidden tests check"
             last = visible.rstrip().splitlines()[-1]
             assert last.startswith("_tc_passed("), f"{cell.id}'s visible tests end by saying so"
     total = sum(points(nb).values())
