@@ -3,6 +3,7 @@
 # oracle in float64 (PyTorch, or finite differences) and, when they differ, looks for the
 # mistakes students commonly make, so that the message tells you what to fix.
 import traceback
+import warnings
 
 import numpy as np
 import torch
@@ -18,13 +19,20 @@ class CheckFailed(AssertionError):
         return [f"\x1b[31m✗ {self}\x1b[0m"]
 
 
+_tc_WARNED = []  # what the student's code warned during this cell's last call (see _tc_call)
+
+
 def _tc_fail(message):
     __tracebackhide__ = True
+    if _tc_WARNED:  # the warnings belong to the message, not above it
+        message += f" Your code warned: {'; '.join(dict.fromkeys(_tc_WARNED))}."
+        _tc_WARNED.clear()
     raise CheckFailed(message) from None
 
 
 def _tc_passed(name):
     """The line a test cell prints when its visible tests pass."""
+    _tc_WARNED.clear()
     print(f"✓ {name}: visible tests passed (hidden tests run when graded)")
 
 
@@ -118,8 +126,16 @@ def _tc_call(fn, args, mutable=(), note=""):
     __tracebackhide__ = True
     name = getattr(fn, "__name__", "your function")
     given = {k: v if k in mutable else _tc_copy(v) for k, v in args.items()}
+    _tc_WARNED.clear()
     try:
-        out = fn(*given.values())
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                out = fn(*given.values())
+            finally:
+                for w in caught[:3]:  # each warning's first sentence
+                    first = str(w.message).split(". ")[0].rstrip(".")[:200]
+                    _tc_WARNED.append(f"{w.category.__name__}: {first}")
     except NotImplementedError:
         _tc_fail(_tc_todo(name))
     except Exception as e:

@@ -7,6 +7,11 @@ from IPython.core.interactiveshell import InteractiveShell
 from bptt.tools.checks_cell import COMMON
 
 STUDENT = """
+def softmax(z):
+    e = np.exp(z)  # no shift: overflows
+    return e / e.sum(axis=-1, keepdims=True)
+
+
 def rnn_step_backward(dh, x, h_prev, h, W_xh, W_hh):
     da = dh * (1 - h ** 2)
     return da @ W_xh.T  # the forward pass's habit
@@ -17,6 +22,11 @@ def _check_backward(fn):
     x, W = np.ones((3, 5)), np.ones((4, 5))
     _tc_call(fn, dict(dh=np.ones((3, 4)), x=x, h_prev=np.ones((3, 4)), h=np.zeros((3, 4)),
                       W_xh=W, W_hh=np.ones((4, 4))))
+
+
+def _check_softmax(fn):
+    got = _tc_call(fn, dict(z=np.array([[1000.0, 0.0, -3.0]])))
+    _tc_compare("softmax", got, np.array([[1.0, 0.0, 0.0]]))
 
 
 def _check_with_hint(fn):
@@ -64,6 +74,15 @@ def test_a_hint_added_to_a_failure_is_not_a_second_traceback(shell, capsys):
     assert not result.success
     assert out.count("✗") == 1 and "During handling" not in out, out
     assert "does not match torch.autograd. If rnn_step_backward's tests fail too" in out
+
+
+def test_the_students_warnings_go_into_the_message(shell, capsys):
+    result, out = run(shell, capsys, "_check_softmax(softmax)")
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert not result.success and len(lines) == 1, out
+    assert "NaN or inf" in out and "Your code warned: RuntimeWarning: overflow" in out, out
+    result, out = run(shell, capsys, '_tc_passed("softmax")')  # and they do not linger
+    assert "warned" not in out
 
 
 def test_the_students_own_errors_keep_their_traceback(shell, capsys):
