@@ -62,7 +62,7 @@ def _tc_shapes(args):
 
     kinds = (np.ndarray, torch.Tensor, list, tuple, dict)
     arrays = {k: v for k, v in args.items() if isinstance(v, kinds)}
-    return ", ".join(f"{k} {shape(v)}" for k, v in arrays.items()) or "(no arrays)"
+    return ", ".join(f"{k} {shape(v)}" for k, v in arrays.items())
 
 
 def _tc_copy(v):
@@ -107,7 +107,8 @@ def _tc_matmul_hint(name, error):
     """The rule for the product that failed: forward rows times W.T, backward gradients times W."""
     frame = _tc_frame(error)
     line = (frame.line or "") if frame else ""
-    if "backward" in name and (".T" in line or not line):
+    backward = "backward" in name or name.endswith("grads")  # parameter_grads, rtrl_grads, ...
+    if backward and (".T" in line or not line):
         return (
             " A matrix product has mismatched shapes. Weights are stored (out, in). Going"
             " backward, a gradient (B, out) times W (out, in) gives (B, in), with no .T:"
@@ -148,10 +149,9 @@ def _tc_call(fn, args, mutable=(), note=""):
                 " Two arrays' shapes do not fit together:"
                 " print the shapes of your intermediate arrays."
             )
-        _tc_fail(
-            f"{name} raised {type(e).__name__}: {text}{_tc_where(e)}. Its inputs had shapes "
-            f"{_tc_shapes(args)}.{hint}{note}"
-        )
+        shapes = _tc_shapes(args)
+        shapes = f" Its inputs had shapes {shapes}." if shapes else ""
+        _tc_fail(f"{name} raised {type(e).__name__}: {text}{_tc_where(e)}.{shapes}{hint}{note}")
     for k, v in args.items():
         if k in mutable or given[k] is v:
             continue
